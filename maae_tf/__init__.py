@@ -1,0 +1,15 @@
+"""maae_tf: the M-AAE face attribute editor (Sun et al., "Mask-aware Photorealistic Face
+Attribute Manipulation", CVM 2021) in TensorFlow 2.21 / Keras 3.
+
+Modules, one job each:
+  attributes      CelebA's 40 attribute names and their snake_case aliases
+  config          the schema of a run's settings (configs/*.py start from it)
+  lattice         the partial dilated layer: the minimal latent lattice M (paper §3.2)
+  models/         encoder, decoder, discriminator, identity network (paper Table 1)
+  losses          the five loss terms (paper Eqs. 1-6)
+  maae            MAAE(keras.Model): G(x, δ) = De(En(x) + δ·M) and its train_step
+  data/           the CelebA-layout reader and the synthetic face set
+  train, evaluate, bench   the commands (python -m maae_tf.<command>)
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,124 @@
+"""The schema of a run's settings: every key a run reads, with the paper's values.
+
+`configs/celeba.py` (paper settings) and `configs/quickstart.py` start from `base_config()` and
+override what differs; `python -m maae_tf.train --config=configs/x.py --config.key=value` overrides
+further. The resolved config is written to `WORKDIR/config.json`, and every later command (evaluate,
+export, bench) reads it back with `load_workdir_config`, so nothing drifts from training.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.attr = "mouth_open"  # one network per attribute (paper §4.1); snake_case alias or CelebA name
+    c.seed = 0
+
+    # --- data (DESIGN.md §6) ---
+    c.data_dir = ""  # root of a CelebA release layout (img_align_celeba/, list_attr_celeba.txt, ...)
+    c.image_size = 128  # S: any multiple of 32
+    # Crop of the aligned 178x218 image, relative to its height (top, height) and width (left,
+    # width): the AttGAN/STGAN convention 170x170 at (26, 3), so half-size copies work too.
+    c.crop_top = 26 / 218
+    c.crop_left = 3 / 178
+    c.crop_height = 170 / 218
+    c.crop_width = 170 / 178
+    c.batch_size = 64  # pairs (x1 negative, x2 positive) per step
+    c.shuffle_buffer = 2048
+    c.synthetic = ml_collections.ConfigDict()
+    c.synthetic.build_if_missing = False  # quickstart: build the synthetic set on first use
+    c.synthetic.num = 0
+    c.synthetic.seed = 0
+
+    # --- networks (DESIGN.md §2, paper Table 1) ---
+    c.width = 1.0  # channel widths scale by this factor (tests run at 0.0625-0.25)
+    c.latent_channels = 512  # C before the width factor
+    c.norm = "none"  # "none" (paper) | "instance"
+    c.upsample = "transpose"  # "transpose" (Table 1 FLOPs) | "resize" (nearest + conv)
+    c.identity = ml_collections.ConfigDict()
+    # "imagenet": Keras' VGG16 ImageNet weights (download, cached); "h5": a user's file
+    # (identity.weights_path); "random": frozen random weights, for tests and offline quickstarts
+    # only, with a warning.
+    c.identity.source = "imagenet"
+    c.identity.weights_path = ""
+
+    # --- partial dilated layer and δ (DESIGN.md §3, §4) ---
+    c.delta_mask = "lattice"  # "lattice" (paper) | "entire" (ablation: δ on the whole map)
+    c.delta_max = 5.0  # δ₀
+    c.cycle_strength = "random"  # "random": cycle uses δ ~ U(0, δ₀]; "fixed": reuses the ±δ₀ edits
+
+    # --- losses (paper Eqs. 1-6, DESIGN.md §5) ---
+    c.loss = ml_collections.ConfigDict()
+    c.loss.alpha_vae = 0.1
+    c.loss.alpha_gan = 10.0
+    c.loss.alpha_id = 20.0
+    c.loss.alpha_cycle = 80.0
+    c.loss.alpha_mask = 80.0
+    c.loss.lambda_kl = 0.1
+    c.loss.lambda_rec = 80.0
+
+    # --- optimisation ---
+    c.learning_rate = 1e-4
+    c.beta_1 = 0.5
+    c.beta_2 = 0.999
+    c.train_steps = 200_000
+    c.precision = "float32"
+
+    # --- bookkeeping ---
+    c.log_every = 50  # progress line and TensorBoard scalars
+    c.image_every = 1000  # TensorBoard image grids
+    c.checkpoint_every = 1000
+    c.keep_checkpoints = 3
+
+    # --- evaluation (DESIGN.md §7) ---
+    c.eval = ml_collections.ConfigDict()
+    c.eval.num_images = 500
+    c.eval.classifier_steps = 1500
+    c.eval.classifier_batch = 32
+    return c
+
+
+def check(c: ml_collections.ConfigDict) -> None:
+    """Raises ValueError naming the first setting that cannot work."""
+    from maae_tf import attributes
+
+    attributes.resolve(c.attr)
+    if c.image_size % 32 or c.image_size < 32:
+        raise ValueError(f"image_size must be a positive multiple of 32, got {c.image_size}")
+    if c.delta_mask not in ("lattice", "entire"):
+        raise ValueError(f"delta_mask must be 'lattice' or 'entire', got {c.delta_mask!r}")
+    if c.cycle_strength not in ("random", "fixed"):
+        raise ValueError(f"cycle_strength must be 'random' or 'fixed', got {c.cycle_strength!r}")
+    if c.norm not in ("none", "instance"):
+        raise ValueError(f"norm must be 'none' or 'instance', got {c.norm!r}")
+    if c.upsample not in ("transpose", "resize"):
+        raise ValueError(f"upsample must be 'transpose' or 'resize', got {c.upsample!r}")
+    if c.identity.source not in ("imagenet", "h5", "random"):
+        raise ValueError(f"identity.source must be 'imagenet', 'h5' or 'random', got {c.identity.source!r}")
+    if c.batch_size < 1 or c.width <= 0:
+        raise ValueError("batch_size and width must be positive")
+
+
+def save_workdir_config(c: ml_collections.ConfigDict, workdir: str) -> str:
+    """Writes `workdir/config.json` atomically; returns its path."""
+    os.makedirs(workdir, exist_ok=True)
+    path = os.path.join(workdir, "config.json")
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(c.to_json(indent=2, sort_keys=True))
+    os.replace(tmp, path)
+    return path
+
+
+def load_workdir_config(workdir: str) -> ml_collections.ConfigDict:
+    """The config a run was trained with (`workdir/config.json`)."""
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} not found: is {workdir!r} a maae_tf training workdir?")
+    with open(path, encoding="utf-8") as f:
+        return ml_collections.ConfigDict(json.load(f))

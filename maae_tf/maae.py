@@ -1,0 +1,189 @@
+"""MAAE: the Mask-Adversarial AutoEncoder (paper §3, Fig. 1) as a keras.Model.
+
+    G(x, δ) = De(En(x) + δ·M)
+
+where M is the partial dilated lattice (paper §3.2, `maae_tf.lattice`). One model edits one
+attribute; δ > 0 adds it, δ < 0 removes it, δ = 0 reconstructs.
+
+`train_step` is one alternating update (paper §3.5): the generator En/De on Eq. 6,
+
+    α1·L_VAE + α2·L_GAN + α3·L_ID + α4·L_Cycle + α5·L_Mask,
+
+then the attribute-aware discriminator (DESIGN.md §4) on real negatives x1 / positives x2 against
+the edits G(x1, +δ0) / G(x2, -δ0). Each batch is a dict of balanced pairs
+{"x1": negatives, "x2": positives, "m1", "m2": their background masks (1 = background)}.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from maae_tf import lattice, losses
+from maae_tf.models import (NEGATIVE, POSITIVE, build_decoder, build_discriminator, build_encoder,
+                            build_identity, encoder_geometry)
+
+LOSS_TERMS = ("g_loss", "d_loss", "vae", "kl", "reconstruction", "gan", "id", "cycle", "mask",
+              "d_accuracy")
+
+
+class MAAE(keras.Model):
+    """The M-AAE generator (encoder + decoder), discriminator and frozen identity network."""
+
+    def __init__(self, config, identity: keras.Model | None = None, **kwargs):
+        super().__init__(name="maae", **kwargs)
+        self.cfg = config
+        self.encoder = build_encoder(config)
+        self.decoder = build_decoder(config)
+        self.discriminator = build_discriminator(config)
+        # F_ID is optional for inference-only use (export, evaluation): pass identity=False.
+        self.identity = build_identity(config) if identity is None else (identity or None)
+        self.lattice = lattice.lattice_mask(encoder_geometry(), config.image_size, config.delta_mask)
+        self.seed_generator = keras.random.SeedGenerator(config.seed)
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_TERMS}
+
+    # ----- the generator -----------------------------------------------------------------------
+    def shift(self, z, delta):
+        """z + δ·M on all C channels at the lattice positions; δ a scalar or one per image."""
+        delta = tf.reshape(tf.cast(delta, z.dtype), [-1, 1, 1, 1])
+        return z + delta * tf.constant(self.lattice[None], dtype=z.dtype)
+
+    def generate(self, images, delta, training=False):
+        """G(x, δ) at inference: z = μ (no sampling)."""
+        mu, _ = self.encoder(images, training=training)
+        return self.decoder(self.shift(mu, delta), training=training)
+
+    def call(self, inputs, training=False):
+        images = inputs["x1"] if isinstance(inputs, dict) else inputs
+        return self.generate(images, 0.0, training=training)
+
+    @property
+    def generator_variables(self):
+        return self.encoder.trainable_variables + self.decoder.trainable_variables
+
+    # ----- training ------------------------------------------------------------------------------
+    def compile(self, g_optimizer, d_optimizer, **kwargs):
+        # optimizer=None: no unused default optimizer is created (and checkpointed).
+        super().compile(optimizer=None, **kwargs)
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+        # Built eagerly: lazily built optimizers fail under MirroredStrategy (STACK-NOTES).
+        self.g_optimizer.build(self.generator_variables)
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.built = True
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def train_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        x1, x2, m1, m2 = x["x1"], x["x2"], x["m1"], x["m2"]
+        cfg, w = self.cfg, self.cfg.loss
+        d0 = cfg.delta_max
+        b = tf.shape(x1)[0]
+        inv_replicas = 1.0 / tf.distribute.get_strategy().num_replicas_in_sync
+        x12 = tf.concat([x1, x2], 0)
+
+        with tf.GradientTape() as tape:
+            # En(x) with the VAE's reparameterisation z = μ + σ·ε (Eq. 2)
+            mu, logvar = self.encoder(x12, training=True)
+            eps = keras.random.normal(tf.shape(mu), seed=self.seed_generator, dtype=mu.dtype)
+            z = mu + tf.exp(0.5 * logvar) * eps
+            z1, z2 = z[:b], z[b:]
+            # reconstructions G(x, 0) and the adversarial edits G(x1, +δ0), G(x2, -δ0), one decoder call
+            latents = [z1, z2, self.shift(z1, d0), self.shift(z2, -d0)]
+            if cfg.cycle_strength == "random":
+                # intermediate strengths d ~ U(0, δ0] in the cycle, so δ keeps its strength
+                # (paper §3.2 "we change the value in the training process", DESIGN.md §4)
+                d = d0 * (1.0 - keras.random.uniform((b,), seed=self.seed_generator))
+                latents += [self.shift(z1, d), self.shift(z2, -d)]
+            decoded = tf.split(self.decoder(tf.concat(latents, 0), training=True), len(latents))
+            r1, r2, p1, n2 = decoded[:4]
+            q1, q2 = (decoded[4], decoded[5]) if len(decoded) == 6 else (p1, n2)
+            d = d if len(decoded) == 6 else d0
+            # the way back: G^-(G^+(x1)) and G^+(G^-(x2)) (Eq. 4)
+            mu_q, _ = self.encoder(tf.concat([q1, q2], 0), training=True)
+            c1, c2 = tf.split(self.decoder(tf.concat(
+                [self.shift(mu_q[:b], -d), self.shift(mu_q[b:], d)], 0), training=True), 2)
+
+            logits_p1, logits_n2 = tf.split(self.discriminator(tf.concat([p1, n2], 0), training=True), 2)
+            f_x1, f_x2, f_p1, f_n2 = tf.split(self.identity(tf.concat([x1, x2, p1, n2], 0)), 4)
+
+            kl = losses.kl_divergence(mu, logvar)
+            rec = losses.l1(r1, x1) + losses.l1(r2, x2)
+            l_vae = losses.vae_loss(kl, rec, w.lambda_kl, w.lambda_rec)                     # Eq. 2
+            l_gan = (losses.bce_logits(logits_p1[:, POSITIVE], 1.0)                          # Eq. 3
+                     + losses.bce_logits(logits_n2[:, NEGATIVE], 1.0))
+            l_id = losses.identity_loss(f_x1, f_p1) + losses.identity_loss(f_x2, f_n2)      # Eq. 5
+            l_cycle = losses.l1(c1, x1) + losses.l1(c2, x2)                                  # Eq. 4
+            l_mask = (losses.mask_loss(p1, x1, m1) + losses.mask_loss(n2, x2, m2)           # Eq. 1
+                      + losses.mask_loss(r1, x1, m1) + losses.mask_loss(r2, x2, m2))
+            g_loss = (w.alpha_vae * l_vae + w.alpha_gan * l_gan + w.alpha_id * l_id         # Eq. 6
+                      + w.alpha_cycle * l_cycle + w.alpha_mask * l_mask)
+            g_scaled = g_loss * inv_replicas  # per-replica share of the global mean
+        g_vars = self.generator_variables
+        self.g_optimizer.apply_gradients(zip(tape.gradient(g_scaled, g_vars), g_vars))
+
+        # D: real x1 -> NEGATIVE head real, real x2 -> POSITIVE head real,
+        #    G(x1, +δ0) -> POSITIVE head fake, G(x2, -δ0) -> NEGATIVE head fake.
+        fakes = tf.stop_gradient(tf.concat([p1, n2], 0))
+        with tf.GradientTape() as tape:
+            logits = self.discriminator(tf.concat([x1, x2, fakes], 0), training=True)
+            r_x1, r_x2, f_p1, f_n2 = tf.split(logits, 4)
+            d_loss = (losses.bce_logits(r_x1[:, NEGATIVE], 1.0) + losses.bce_logits(r_x2[:, POSITIVE], 1.0)
+                      + losses.bce_logits(f_p1[:, POSITIVE], 0.0) + losses.bce_logits(f_n2[:, NEGATIVE], 0.0))
+            d_scaled = d_loss * inv_replicas
+        d_vars = self.discriminator.trainable_variables
+        self.d_optimizer.apply_gradients(zip(tape.gradient(d_scaled, d_vars), d_vars))
+
+        d_accuracy = tf.reduce_mean(tf.cast(tf.concat(
+            [r_x1[:, NEGATIVE] > 0, r_x2[:, POSITIVE] > 0, f_p1[:, POSITIVE] < 0, f_n2[:, NEGATIVE] < 0], 0),
+            tf.float32))
+        values = dict(g_loss=g_loss, d_loss=d_loss, vae=l_vae, kl=kl, reconstruction=rec, gan=l_gan,
+                      id=l_id, cycle=l_cycle, mask=l_mask, d_accuracy=d_accuracy)
+        for name, value in values.items():
+            self.trackers[name].update_state(value)
+        return {name: t.result() for name, t in self.trackers.items()}
+
+
+def make_optimizers(config):
+    """Adam(lr 1e-4, β = (0.5, 0.999)) for G and for D (paper §4.1)."""
+    make = lambda name: keras.optimizers.Adam(config.learning_rate, config.beta_1, config.beta_2, name=name)
+    return make("g_adam"), make("d_adam")
+
+
+def build_model(config, identity=None) -> MAAE:
+    """An MAAE compiled with its two optimizers, ready for fit() or for restoring a checkpoint."""
+    model = MAAE(config, identity=identity)
+    model.compile(*make_optimizers(config))
+    return model
+
+
+def checkpoint(model: MAAE) -> tf.train.Checkpoint:
+    """What a checkpoint holds: the networks, both optimizers (their step counts) and the RNG."""
+    return tf.train.Checkpoint(model=model, g_optimizer=model.g_optimizer, d_optimizer=model.d_optimizer)
+
+
+def lattice_fraction(model: MAAE) -> float:
+    return float(np.mean(model.lattice))
+
+
+def load_from_workdir(workdir: str, with_identity: bool = False):
+    """The model of a training run, built from its saved config.json and restored from its latest
+    checkpoint (evaluation, export). Returns (model, config, step). Raises FileNotFoundError when
+    the workdir has no checkpoint."""
+    import os
+
+    from maae_tf.config import load_workdir_config
+
+    config = load_workdir_config(workdir)
+    model = build_model(config, identity=None if with_identity else False)
+    latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    if latest is None:
+        raise FileNotFoundError(f"no checkpoint in {os.path.join(workdir, 'checkpoints')}: train first")
+    status = checkpoint(model).restore(latest)
+    status.expect_partial()  # the identity network's weights are not needed for inference
+    status.assert_existing_objects_matched()
+    return model, config, int(model.g_optimizer.iterations.numpy())

@@ -1,0 +1,63 @@
+"""Building blocks shared by the networks: scaled widths, N(0, 0.02) convolutions (paper §4.1),
+optional instance norm, and the 1x1 residual block of Table 1."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+LEAKY_SLOPE = 0.2
+
+
+def channels(c: int, width: float) -> int:
+    """Channel count `c` of Table 1 scaled by the config's width factor (at least 4)."""
+    return max(4, int(c * width))
+
+
+def init():
+    """Weights initialised from N(0, 0.02) (paper §4.1); biases start at zero."""
+    return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
+
+
+def conv(filters: int, kernel: int, stride: int = 1, name: str | None = None, dtype=None):
+    """A convolution with symmetric zero padding kernel//2 (PyTorch's `padding=k//2`).
+
+    Keras' "same" pads stride-2 layers asymmetrically (0 before, 1 after); the partial dilated
+    layer's lattice is computed from symmetric padding (`encoder_geometry`), so stride-2 layers
+    pad explicitly and convolve "valid".
+    """
+    kw = dict(kernel_initializer=init(), bias_initializer="zeros", name=name)
+    if dtype is not None:
+        kw["dtype"] = dtype
+    if stride == 1:
+        return layers.Conv2D(filters, kernel, padding="same", **kw)
+    pad = kernel // 2
+    return keras.Sequential(
+        [layers.ZeroPadding2D(pad), layers.Conv2D(filters, kernel, strides=stride, padding="valid", **kw)],
+        name=name,
+    )
+
+
+def normalize(x, norm: str, name: str):
+    """No normalisation in the paper; `norm="instance"` = GroupNormalization(groups=-1)."""
+    if norm == "instance":
+        return layers.GroupNormalization(groups=-1, epsilon=1e-5, name=name)(x)
+    return x
+
+
+def conv_act(x, filters: int, kernel: int, stride: int, norm: str, name: str):
+    """conv -> (norm) -> LeakyReLU(0.2), one row of Table 1."""
+    x = conv(filters, kernel, stride, name=name)(x)
+    x = normalize(x, norm, name + "_norm")
+    return layers.LeakyReLU(LEAKY_SLOPE, name=name + "_act")(x)
+
+
+def residual_block(x, filters: int, name: str):
+    """Residual Block (c, 1x1) of Table 1: x' = s(x) + conv_b(LeakyReLU(conv_a(x))), where the
+    shortcut s projects with a 1x1 conv when the channel count changes (256 -> 512)."""
+    y = layers.Conv2D(filters, 1, kernel_initializer=init(), name=name + "_a")(x)
+    y = layers.LeakyReLU(LEAKY_SLOPE, name=name + "_act")(y)
+    y = layers.Conv2D(filters, 1, kernel_initializer=init(), name=name + "_b")(y)
+    if x.shape[-1] != filters:
+        x = layers.Conv2D(filters, 1, kernel_initializer=init(), name=name + "_proj")(x)
+    return layers.Add(name=name + "_add")([x, y])

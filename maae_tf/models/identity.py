@@ -1,0 +1,114 @@
+"""Frozen identity network F_ID (paper §3.4, Eq. 5): the first 11 layers of VGG16,
+conv1_1 ... conv4_1 with the three max pools, named as Keras' VGG16 names them
+(block1_conv1, block1_conv2, block1_pool, ..., block3_pool, block4_conv1).
+
+Weight sources (config.identity.source), DESIGN.md §2:
+  "h5"       a Keras/h5 weight file the user gives (config.identity.weights_path), e.g. VGG-Face
+             converted to Keras. Expected: one group per conv layer named as above, each holding a
+             4-D kernel [3, 3, in, out] and a 1-D bias (Keras' own VGG16 files and files saved by
+             `save_weights` of this network both fit). A missing file or layer is an error.
+  "imagenet" Keras' ImageNet VGG16 weights (downloaded once by Keras, cached in ~/.keras).
+  "random"   random frozen weights: only for tests and offline quickstarts, always with a warning.
+Pretrained sources need the full VGG16 widths; "random" scales with config.width.
+Input: images in [-1, 1]; VGG's caffe preprocessing (BGR, mean subtraction) happens inside.
+"""
+
+from __future__ import annotations
+
+import os
+
+import h5py
+import keras
+import numpy as np
+from absl import logging
+from keras import layers
+
+from maae_tf.models.common import channels
+
+# VGG16 up to conv4_1: (name, channels) or (name, None) for a 2x2 max pool.
+VGG16_11 = (
+    ("block1_conv1", 64), ("block1_conv2", 64), ("block1_pool", None),
+    ("block2_conv1", 128), ("block2_conv2", 128), ("block2_pool", None),
+    ("block3_conv1", 256), ("block3_conv2", 256), ("block3_conv3", 256), ("block3_pool", None),
+    ("block4_conv1", 512),
+)
+CONV_LAYERS = tuple(name for name, c in VGG16_11 if c is not None)
+_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+
+
+def _caffe_preprocess(x):
+    """[-1, 1] RGB -> VGG's input: 0-255 BGR minus the ImageNet mean."""
+    x = (x + 1.0) * 127.5
+    x = x[..., ::-1]
+    return x - keras.ops.convert_to_tensor(_CAFFE_MEAN_BGR, dtype=x.dtype)
+
+
+def _build(image_size: int, width: float) -> keras.Model:
+    x_in = keras.Input((image_size, image_size, 3), name="image")
+    x = layers.Lambda(_caffe_preprocess, name="caffe_preprocess")(x_in)
+    for name, c in VGG16_11:
+        if c is None:
+            x = layers.MaxPooling2D(2, name=name)(x)
+        else:
+            x = layers.Conv2D(channels(c, width), 3, padding="same", activation="relu", name=name)(x)
+    return keras.Model(x_in, x, name="identity")
+
+
+def _find_kernel_bias(f: h5py.File, layer: str):
+    """Finds the (kernel, bias) arrays of `layer` anywhere in an h5 file: the deepest group whose
+    path contains the layer name and that holds one 4-D and one 1-D dataset."""
+    found = []
+
+    def visit(path, obj):
+        if isinstance(obj, h5py.Group) and layer in path.split("/"):
+            arrays = [v for v in obj.values() if isinstance(v, h5py.Dataset)]
+            k = [a for a in arrays if a.ndim == 4]
+            b = [a for a in arrays if a.ndim == 1]
+            if len(k) == 1 and len(b) == 1:
+                found.append((np.asarray(k[0]), np.asarray(b[0])))
+        return None
+
+    f.visititems(visit)
+    return found[0] if found else None
+
+
+def load_h5_weights(model: keras.Model, path: str) -> None:
+    """Loads conv kernels and biases by layer name (see module doc) from `path`."""
+    if not path or not os.path.exists(path):
+        raise FileNotFoundError(f"identity weights file not found: {path!r} (config.identity.weights_path)")
+    with h5py.File(path, "r") as f:
+        for name in CONV_LAYERS:
+            pair = _find_kernel_bias(f, name)
+            if pair is None:
+                raise ValueError(f"{path}: no kernel/bias found for layer {name!r}; expected layers "
+                                 f"{', '.join(CONV_LAYERS)}")
+            layer = model.get_layer(name)
+            want = [tuple(w.shape) for w in layer.weights]
+            got = [pair[0].shape, pair[1].shape]
+            if want != [tuple(g) for g in got]:
+                raise ValueError(f"{path}: layer {name!r} has shapes {got}, the network needs {want}")
+            layer.set_weights(list(pair))
+
+
+def build_identity(config) -> keras.Model:
+    """F_ID, frozen, with weights from config.identity.source."""
+    source = config.identity.source
+    size = config.image_size
+    if source == "random":
+        model = _build(size, config.width)
+        logging.warning(
+            "IDENTITY NETWORK HAS RANDOM WEIGHTS (config.identity.source='random'): the ID loss "
+            "compares random VGG features, not face identity. Fine for tests and the synthetic "
+            "quickstart; for real faces set identity.source='h5' with VGG-Face weights or 'imagenet'.")
+    elif source == "h5":
+        model = _build(size, 1.0)
+        load_h5_weights(model, config.identity.weights_path)
+    elif source == "imagenet":
+        model = _build(size, 1.0)
+        vgg = keras.applications.VGG16(include_top=False, weights="imagenet", input_shape=(size, size, 3))
+        for name in CONV_LAYERS:
+            model.get_layer(name).set_weights(vgg.get_layer(name).get_weights())
+    else:
+        raise ValueError(f"identity.source must be 'h5', 'imagenet' or 'random', got {source!r}")
+    model.trainable = False
+    return model

@@ -1,0 +1,34 @@
+"""maae_tf: M-AAE face attribute manipulation (Sun et al., CVM 2021) in TensorFlow 2 / Keras 3."""
+from setuptools import find_packages, setup
+
+setup(
+    name="maae_tf",
+    version="0.1.0",
+    description="Mask-aware photorealistic face attribute manipulation (M-AAE) in TensorFlow/Keras 3",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    # Only the library is installed: the top-level configs/, export/ and serving/ folders are
+    # project files (config files, deployment files), never site-packages names.
+    packages=find_packages(include=["maae_tf", "maae_tf.*"]),
+    install_requires=[
+        "tensorflow==2.21.*",
+        "tensorboard>=2.21,<2.22",
+        "tensorflow-serving-api==2.21.*",
+        "absl-py>=2.1",
+        "ml_collections>=1.0",
+        "opencv-python-headless>=4.9",
+        "numpy>=1.26",
+    ],
+    extras_require={
+        "dev": ["pytest>=8", "hypothesis>=6.100"],
+    },
+    entry_points={
+        "console_scripts": [
+            "maae-train=maae_tf.train:run",
+            "maae-evaluate=maae_tf.evaluate:run",
+            "maae-synthetic=maae_tf.data.synthetic:run",
+            "maae-bench=maae_tf.bench:run",
+        ]
+    },
+)

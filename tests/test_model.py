@@ -1,0 +1,190 @@
+"""Networks (paper Table 1), the partial dilated switch, the identity weight sources and one
+training step of MAAE, at 32 px and narrow widths."""
+
+import h5py
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from maae_tf import lattice
+from maae_tf.config import base_config
+from maae_tf.maae import LOSS_TERMS, MAAE, build_model
+from maae_tf.models import NEGATIVE, POSITIVE, build_identity, encoder_geometry
+from maae_tf.models.identity import CONV_LAYERS
+
+
+def small_config(**overrides):
+    c = base_config()
+    c.image_size = 32
+    c.width = 0.0625
+    c.batch_size = 2
+    c.identity.source = "random"
+    for k, v in overrides.items():
+        c[k] = v
+    return c
+
+
+def pairs(b=2, s=32, seed=0):
+    rng = np.random.default_rng(seed)
+    x = lambda: tf.constant(rng.uniform(-1, 1, (b, s, s, 3)).astype(np.float32))
+    m = lambda: tf.constant((rng.uniform(size=(b, s, s, 1)) > 0.5).astype(np.float32))
+    return {"x1": x(), "x2": x(), "m1": m(), "m2": m()}
+
+
+def test_shapes_follow_table_1():
+    c = small_config(image_size=64, width=0.25)
+    m = MAAE(c)
+    mu, logvar = m.encoder(tf.zeros((1, 64, 64, 3)))
+    assert mu.shape == logvar.shape == (1, 16, 16, 128)  # S/4 x S/4 x C, C = 512 * 0.25
+    assert m.decoder(mu).shape == (1, 64, 64, 3)
+    assert m.discriminator(tf.zeros((3, 64, 64, 3))).shape == (3, 2)
+    assert m.identity(tf.zeros((1, 64, 64, 3))).shape == (1, 8, 8, 128)  # conv4_1 after 3 pools
+    # widths of the encoder stem: 64, 128, 256 scaled by 0.25
+    convs = [l for l in m.encoder.layers if l.name in ("conv1", "conv2", "conv3")]
+    assert [l.output.shape[-1] for l in convs] == [16, 32, 64]
+    # the discriminator's last conv is 2x2 with two logits: one per attribute domain
+    assert m.discriminator.get_layer("logits").kernel.shape == (2, 2, 256, 2)
+    assert (NEGATIVE, POSITIVE) == (0, 1)
+
+
+def test_output_range_and_float32_heads():
+    m = MAAE(small_config())
+    y = m.generate(tf.random.uniform((2, 32, 32, 3), -1, 1), 3.0)
+    assert y.dtype == tf.float32
+    assert float(tf.reduce_max(tf.abs(y))) <= 1.0
+    assert m.decoder.get_layer("to_rgb").dtype_policy.compute_dtype == "float32"
+    assert m.discriminator.get_layer("logits").dtype_policy.compute_dtype == "float32"
+
+
+def test_init_is_normal_0_02():
+    keras.utils.set_random_seed(0)
+    m = MAAE(small_config(image_size=64, width=0.25))
+    k = m.decoder.get_layer("res1_a").kernel.numpy()
+    assert abs(k.mean()) < 0.002 and abs(k.std() - 0.02) < 0.002
+    assert np.all(m.decoder.get_layer("res1_a").bias.numpy() == 0)
+
+
+def test_lattice_is_derived_from_the_encoder():
+    m = MAAE(small_config(image_size=128, width=0.0625))
+    expected = lattice.lattice_mask(encoder_geometry(), 128)
+    np.testing.assert_array_equal(m.lattice, expected)
+    assert int(m.lattice.sum()) == 121  # 11 x 11 of 32 x 32 (DESIGN.md §3)
+    assert m.lattice.shape[:2] == tuple(m.encoder.output[0].shape[1:3])
+
+
+def test_delta_mask_switch_changes_nothing_else():
+    """The ablation switch 'entire' only changes where δ is added (paper Fig. 5 (a) vs (b))."""
+    keras.utils.set_random_seed(1)
+    a = MAAE(small_config(delta_mask="lattice"))
+    keras.utils.set_random_seed(1)
+    b = MAAE(small_config(delta_mask="entire"))
+    for va, vb in zip(a.weights, b.weights):
+        np.testing.assert_array_equal(va.numpy(), vb.numpy())
+    assert np.all(b.lattice == 1) and 0 < a.lattice.mean() < 1
+    x = tf.random.uniform((2, 32, 32, 3), -1, 1, seed=3)
+    np.testing.assert_array_equal(a.generate(x, 0.0).numpy(), b.generate(x, 0.0).numpy())
+    assert not np.allclose(a.generate(x, 5.0).numpy(), b.generate(x, 5.0).numpy())
+    z = tf.zeros((1, 8, 8, a.encoder.output[0].shape[-1]))
+    shifted = a.shift(z, 2.0).numpy()
+    np.testing.assert_array_equal(shifted[0, ..., 0], 2.0 * a.lattice[..., 0])
+    assert np.all(shifted == shifted[..., :1])  # δ on all C channels
+
+
+def test_shift_takes_scalar_or_per_image_delta():
+    m = MAAE(small_config())
+    z = tf.zeros((3, 8, 8, 4))
+    out = m.shift(z, tf.constant([1.0, -2.0, 0.0])).numpy()
+    assert out[0].max() == 1.0 and out[1].min() == -2.0 and np.all(out[2] == 0)
+
+
+@pytest.mark.parametrize("cycle", ["random", "fixed"])
+def test_train_step_updates_both_networks_and_tracks_every_term(cycle):
+    keras.utils.set_random_seed(0)
+    m = build_model(small_config(cycle_strength=cycle))
+    g0 = [v.numpy().copy() for v in m.generator_variables]
+    d0 = [v.numpy().copy() for v in m.discriminator.trainable_variables]
+    i0 = [v.numpy().copy() for v in m.identity.weights]
+    logs = tf.function(m.train_step)(pairs())
+    assert set(logs) == set(LOSS_TERMS)
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    assert any(not np.array_equal(a, v.numpy()) for a, v in zip(g0, m.generator_variables))
+    assert any(not np.array_equal(a, v.numpy()) for a, v in zip(d0, m.discriminator.trainable_variables))
+    for a, v in zip(i0, m.identity.weights):  # F_ID is frozen
+        np.testing.assert_array_equal(a, v.numpy())
+    assert int(m.g_optimizer.iterations.numpy()) == int(m.d_optimizer.iterations.numpy()) == 1
+    # paper weights (Eq. 6): the total is the weighted sum of the tracked terms
+    w = m.cfg.loss
+    total = (w.alpha_vae * float(logs["vae"]) + w.alpha_gan * float(logs["gan"]) + w.alpha_id * float(logs["id"])
+             + w.alpha_cycle * float(logs["cycle"]) + w.alpha_mask * float(logs["mask"]))
+    assert total == pytest.approx(float(logs["g_loss"]), rel=1e-5)
+
+
+def test_a_few_steps_with_fit_reduce_the_generator_loss():
+    keras.utils.set_random_seed(0)
+    m = build_model(small_config())
+    ds = tf.data.Dataset.from_tensors(pairs()).repeat()
+    hist = m.fit(ds, steps_per_epoch=15, epochs=2, verbose=0).history
+    assert hist["reconstruction"][-1] < hist["reconstruction"][0]
+    assert m.optimizer is None  # no unused default optimizer is created
+
+
+def test_optimizers_are_the_papers_adam():
+    m = build_model(small_config())
+    for opt in (m.g_optimizer, m.d_optimizer):
+        assert isinstance(opt, keras.optimizers.Adam)
+        assert float(opt.learning_rate) == pytest.approx(1e-4)
+        assert (opt.beta_1, opt.beta_2) == (0.5, 0.999)
+        assert opt.built
+
+
+def _write_vgg_h5(path, model, seed=0):
+    """A weight file in the layout of Keras' VGG16 h5 files: one group per layer holding
+    `<layer>/kernel:0`-style datasets."""
+    rng = np.random.default_rng(seed)
+    written = {}
+    with h5py.File(path, "w") as f:
+        for name in CONV_LAYERS:
+            k_shape, b_shape = [tuple(w.shape) for w in model.get_layer(name).weights]
+            g = f.create_group(name).create_group(name)
+            written[name] = (rng.normal(size=k_shape).astype(np.float32), rng.normal(size=b_shape).astype(np.float32))
+            g["kernel:0"], g["bias:0"] = written[name]
+    return written
+
+
+def test_identity_weights_from_a_user_h5(tmp_path):
+    c = small_config()
+    random_net = build_identity(c)
+    # pretrained sources use the full VGG16 widths; write a file of that shape
+    c.identity.source = "h5"
+    c.identity.weights_path = str(tmp_path / "vggface.h5")
+    from maae_tf.models.identity import _build
+    written = _write_vgg_h5(c.identity.weights_path, _build(32, 1.0))
+    net = build_identity(c)
+    assert not net.trainable and not net.trainable_weights
+    for name, (k, b) in written.items():
+        np.testing.assert_array_equal(net.get_layer(name).kernel.numpy(), k)
+        np.testing.assert_array_equal(net.get_layer(name).bias.numpy(), b)
+    assert net.output.shape[-1] == 512 and random_net.output.shape[-1] == 32
+
+
+def test_identity_h5_errors_name_the_problem(tmp_path):
+    c = small_config()
+    c.identity.source = "h5"
+    c.identity.weights_path = str(tmp_path / "missing.h5")
+    with pytest.raises(FileNotFoundError, match="missing.h5"):
+        build_identity(c)
+    with h5py.File(tmp_path / "partial.h5", "w") as f:
+        f.create_group("block1_conv1")
+    c.identity.weights_path = str(tmp_path / "partial.h5")
+    with pytest.raises(ValueError, match="block1_conv1"):
+        build_identity(c)
+
+
+def test_random_identity_warns(caplog):
+    from absl import logging as absl_logging
+    import logging
+    caplog.set_level(logging.WARNING)
+    absl_logging.get_absl_logger().propagate = True
+    build_identity(small_config())
+    assert "RANDOM WEIGHTS" in caplog.text
