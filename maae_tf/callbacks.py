@@ -1,0 +1,96 @@
+"""Keras callbacks of a training run: the progress line, TensorBoard scalars and image grids,
+the non-finite-loss guard, and step-numbered checkpoints (tf.train.CheckpointManager)."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from maae_tf import visualize
+
+
+def global_step(model) -> int:
+    """Training steps done: the generator optimizer's iteration count (restored with checkpoints)."""
+    return int(model.g_optimizer.iterations.numpy())
+
+
+class NonFiniteLoss(FloatingPointError):
+    pass
+
+
+class TrainMonitor(keras.callbacks.Callback):
+    """Every `log_every` steps: one progress line and TensorBoard scalars for every loss term and
+    D's accuracy; every `image_every` steps: an edit grid of a fixed held-out batch. Stops the run
+    with NonFiniteLoss, naming the term, when a loss is NaN or infinite (the last checkpoint on
+    disk stays the last good one)."""
+
+    def __init__(self, writer, batch_size: int, log_every: int, image_every: int,
+                 images=None, delta_max: float = 5.0, sweep: int = 5):
+        super().__init__()
+        self.writer = writer
+        self.batch_size = batch_size
+        self.log_every = max(1, log_every)
+        self.image_every = image_every
+        self.images = images
+        self.delta_max = delta_max
+        self.sweep = sweep
+        self._t = None
+        self._t_step = None
+
+    def on_train_begin(self, logs=None):
+        self._t, self._t_step = time.perf_counter(), global_step(self.model)
+        if self.images is not None and self.image_every:
+            self._write_images(self._t_step)
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = global_step(self.model)
+        logs = logs or {}
+        for name, value in logs.items():
+            if not math.isfinite(float(value)):
+                raise NonFiniteLoss(f"loss term {name!r} is {float(value)} at step {step}; training stopped "
+                                    "without saving this state (the last checkpoint is the last good one). "
+                                    "Try a lower learning_rate, or precision='float32'.")
+        if step % self.log_every == 0:
+            now = time.perf_counter()
+            dt = (now - self._t) / max(1, step - self._t_step)
+            self._t, self._t_step = now, step
+            with self.writer.as_default(step=step):
+                for name, value in logs.items():
+                    tf.summary.scalar(f"train/{name}", float(value))
+                tf.summary.scalar("perf/step_seconds", dt)
+                tf.summary.scalar("perf/pairs_per_second", self.batch_size / dt)
+            terms = " ".join(f"{k}={float(v):.4g}" for k, v in sorted(logs.items()))
+            logging.info("step %d | %s | %.0f ms/step, %.1f pairs/s", step, terms, 1000 * dt, self.batch_size / dt)
+        if self.images is not None and self.image_every and step % self.image_every == 0:
+            self._write_images(step)
+
+    def _write_images(self, step):
+        titles, cols = visualize.edit_columns(self.model, self.images, self.delta_max, self.sweep)
+        grid = visualize.grid(cols)
+        with self.writer.as_default(step=step):
+            tf.summary.image("edits/" + "|".join(titles), grid[None].astype(np.float32) / 255.0, max_outputs=1)
+        self.writer.flush()
+
+
+class Checkpointer(keras.callbacks.Callback):
+    """Saves a checkpoint numbered by the global step at the end of every fit "epoch" (one epoch
+    = config.checkpoint_every steps) and at the end of training."""
+
+    def __init__(self, manager: tf.train.CheckpointManager):
+        super().__init__()
+        self.manager = manager
+
+    def save(self):
+        step = global_step(self.model)
+        if self.manager.latest_checkpoint and self.manager.latest_checkpoint.endswith(f"-{step}"):
+            return
+        path = self.manager.save(checkpoint_number=step)
+        logging.info("checkpoint %s", path)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.save()

@@ -1,0 +1,144 @@
+"""Trains one attribute's M-AAE network.
+
+    python -m maae_tf.train --attr=mouth_open --config=configs/quickstart.py --workdir=runs/quickstart
+    python -m maae_tf.train --attr=blond_hair --config=configs/celeba.py \
+        --config.data_dir=/data/celeba --workdir=runs/blond_hair
+
+The workdir holds everything of a run: config.json (the resolved config, read back by evaluate,
+export and bench), checkpoints/ (tf.train.CheckpointManager, numbered by step; a rerun resumes
+from the latest, also after kill -9) and tensorboard/ (scalars for every loss term and D's
+accuracy, edit grids, step time).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+
+import keras
+import tensorflow as tf
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from maae_tf import attributes
+from maae_tf import config as config_lib
+from maae_tf.callbacks import Checkpointer, TrainMonitor, global_step
+from maae_tf.data import celeba
+from maae_tf.maae import build_model, checkpoint
+
+CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+
+# Settings that may change when a run is resumed; all others must match the saved config.json.
+RESUMABLE_KEYS = ("train_steps", "log_every", "image_every", "checkpoint_every", "keep_checkpoints", "eval",
+                  "shuffle_buffer")
+
+flags.DEFINE_string("attr", None, "Attribute to learn (snake_case alias or CelebA name); overrides config.attr.")
+flags.DEFINE_string("workdir", None, "Run folder (config, checkpoints, summaries); default runs/<attr>.")
+config_flags.DEFINE_config_file("config", os.path.join(CONFIGS_DIR, "celeba.py"),
+                                "Config file; override keys with --config.key=value.", lock_config=False)
+FLAGS = flags.FLAGS
+
+
+def resolve_config(cfg, attr: str | None):
+    cfg = cfg.copy_and_resolve_references()
+    if attr:
+        cfg.attr = attr
+    config_lib.check(cfg)
+    return cfg
+
+
+def prepare_data(cfg) -> None:
+    """Builds the synthetic set when the config asks for it, then checks the CelebA layout."""
+    if cfg.synthetic.build_if_missing and not os.path.exists(os.path.join(cfg.data_dir, "list_attr_celeba.txt")):
+        from maae_tf.data import synthetic
+
+        logging.info("building the synthetic face set (%d images) in %s", cfg.synthetic.num, cfg.data_dir)
+        synthetic.ensure(cfg.data_dir, cfg.synthetic.num, seed=cfg.synthetic.seed)
+    celeba.check_layout(cfg.data_dir)
+
+
+def check_resume(cfg, workdir: str) -> None:
+    """A workdir trained with other settings is not silently continued with new ones."""
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        return
+    saved = config_lib.load_workdir_config(workdir).to_dict()
+    new = cfg.to_dict()
+    changed = sorted(k for k in set(saved) | set(new)
+                     if k not in RESUMABLE_KEYS and saved.get(k) != new.get(k))
+    if changed:
+        details = ", ".join(f"{k}: {saved.get(k)!r} -> {new.get(k)!r}" for k in changed)
+        raise ValueError(f"{workdir} was trained with other settings ({details}); resume with the same "
+                         "config or start a new --workdir")
+
+
+def report_device() -> None:
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        logging.info("training on %d GPU(s): %s", len(gpus), ", ".join(g.name for g in gpus))
+    else:
+        logging.warning("=" * 78)
+        logging.warning("NO GPU VISIBLE TO TENSORFLOW: TRAINING ON THE CPU (%d cores). Fine for the "
+                        "quickstart; the CelebA config needs a GPU.", os.cpu_count())
+        logging.warning("=" * 78)
+
+
+def train(cfg, workdir: str) -> keras.Model:
+    """Trains (or resumes) the run in `workdir` to cfg.train_steps; returns the model."""
+    prepare_data(cfg)
+    check_resume(cfg, workdir)
+    config_lib.save_workdir_config(cfg, workdir)
+    report_device()
+    keras.utils.set_random_seed(cfg.seed)
+
+    model = build_model(cfg)
+    manager = tf.train.CheckpointManager(checkpoint(model), os.path.join(workdir, "checkpoints"),
+                                         max_to_keep=cfg.keep_checkpoints)
+    if manager.latest_checkpoint:
+        checkpoint(model).restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        logging.info("resumed from %s", manager.latest_checkpoint)
+    step = global_step(model)
+    if step >= cfg.train_steps:
+        logging.info("already trained to step %d (train_steps=%d)", step, cfg.train_steps)
+        return model
+
+    # A resumed run reshuffles from a seed tied to its step, rather than replaying the first pairs.
+    data_cfg = cfg.copy_and_resolve_references()
+    data_cfg.seed = cfg.seed + step
+    pairs = celeba.pairs_dataset(data_cfg, split="train")
+    held_out = next(iter(celeba.images_dataset(cfg, split="test", limit=6, batch_size=6)))["image"]
+
+    per_epoch = cfg.checkpoint_every
+    epochs = math.ceil(cfg.train_steps / per_epoch)
+    writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+    logging.info("attribute %s: training steps %d -> %d, batch %d pairs, %d px, width %g, workdir %s",
+                 attributes.resolve(cfg.attr), step, epochs * per_epoch, cfg.batch_size, cfg.image_size,
+                 cfg.width, workdir)
+    model.fit(pairs, epochs=epochs, initial_epoch=step // per_epoch, steps_per_epoch=per_epoch, verbose=0,
+              callbacks=[TrainMonitor(writer, cfg.batch_size, cfg.log_every, cfg.image_every, held_out,
+                                      cfg.delta_max),
+                         Checkpointer(manager)])
+    writer.flush()
+    return model
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    try:
+        cfg = resolve_config(FLAGS.config, FLAGS.attr)
+        workdir = FLAGS.workdir or os.path.join("runs", attributes.snake(cfg.attr))
+        train(cfg, workdir)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    logging.info("done: %s", workdir)
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
