@@ -1,0 +1,186 @@
+"""Tests of maae_tf.metrics, maae_tf.classifier and the maae_tf.evaluate command line (CPU, tiny)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from maae_tf import attributes, classifier, metrics
+from maae_tf.config import base_config
+
+from conftest import TINY_ATTR, TINY_SPLITS  # noqa: E402  (tests/ is on sys.path under pytest)
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_config(data_dir, image_size=32):
+    c = base_config()
+    c.attr = TINY_ATTR
+    c.data_dir = str(data_dir)
+    c.image_size = image_size
+    c.width = 0.0625
+    c.batch_size = 2
+    c.shuffle_buffer = 64
+    c.identity.source = "random"
+    c.train_steps = 2
+    c.checkpoint_every = 2
+    c.log_every = 1
+    c.image_every = 0
+    c.eval.num_images = 10
+    c.eval.classifier_steps = 30
+    c.eval.classifier_batch = 8
+    return c
+
+
+# ------------------------------------------------------------------------------------- metrics
+
+
+def test_psnr_of_identical_images_is_capped():
+    x = np.random.default_rng(0).uniform(-1, 1, (3, 8, 8, 3))
+    np.testing.assert_allclose(metrics.psnr(x, x), [metrics.PSNR_CAP_DB] * 3)
+    assert metrics.PSNR_CAP_DB == pytest.approx(100.0)
+
+
+def test_psnr_of_known_mse():
+    a = np.full((2, 4, 4, 3), -1.0)                  # 0 on the [0, 1] scale
+    b = a.copy()
+    b[0] += 0.2                                      # 0.1 on [0, 1]: MSE 0.01 -> 20 dB
+    b[1] += 2 * math.sqrt(0.001)                     # MSE 0.001 -> 30 dB
+    np.testing.assert_allclose(metrics.mse(a, b), [0.01, 0.001], rtol=1e-9)
+    np.testing.assert_allclose(metrics.psnr(a, b), [20.0, 30.0], rtol=1e-9)
+    np.testing.assert_allclose(metrics.l1(a, b), [0.1, math.sqrt(0.001)], rtol=1e-9)
+    np.testing.assert_allclose(metrics.psnr_from_mse([1.0, 0.0]), [0.0, 100.0])
+
+
+def test_mask_excludes_foreground_changes():
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1, 1, (2, 8, 8, 3))
+    mask = np.zeros((2, 8, 8, 1))
+    mask[:, :4] = 1.0                                # top half is background
+    y = x.copy()
+    y[:, 4:] = -x[:, 4:]                             # change the face only
+    np.testing.assert_allclose(metrics.psnr(x, y, mask), [100.0, 100.0])
+    np.testing.assert_allclose(metrics.l1(x, y, mask), [0.0, 0.0], atol=1e-12)
+    assert np.all(metrics.psnr(x, y) < 20.0)         # over the whole image the change shows
+    # a background change of 0.1 on [0, 1] gives 20 dB, however the face differs
+    z = y.copy()
+    z[:, :4] = np.clip(x[:, :4], -1, 0.7) + 0.2
+    np.testing.assert_allclose(metrics.psnr(np.clip(x, -1, 0.7), z, mask), [20.0, 20.0], rtol=1e-9)
+    # soft masks weight pixels; [H, W] and single-image forms work
+    np.testing.assert_allclose(metrics.psnr(x[0], y[0], mask[0, ..., 0]), [100.0])
+
+
+def test_empty_mask_gives_nan_and_is_left_out():
+    x = np.zeros((2, 4, 4, 3))
+    mask = np.zeros((2, 4, 4, 1))
+    mask[0] = 1.0
+    values = metrics.psnr(x, x + 0.2, mask)
+    assert math.isfinite(values[0]) and math.isnan(values[1])
+    mean, count = metrics.mean_finite(values)
+    assert count == 1 and mean == pytest.approx(values[0])
+    assert metrics.mean_finite([np.nan]) == (None, 0)
+    assert metrics.flip_rate([True, False, True, True], True) == (0.75, 4)
+    assert metrics.flip_rate([True, False, True, True], False) == (0.25, 4)
+    assert metrics.flip_rate([], True) == (None, 0)
+
+
+# ---------------------------------------------------------------------------------- classifier
+
+
+def test_classifier_learns_an_obvious_colour_and_is_deterministic(tiny_celeba):
+    cfg = tiny_config(tiny_celeba)
+    model = classifier.train_classifier(cfg, [TINY_ATTR], steps=30, batch=8, seed=3, width=0.5)
+    assert model.output_shape == (None, 1)
+    acc = classifier.accuracy(model, cfg, [TINY_ATTR], split="test", details=True)
+    name = attributes.resolve(TINY_ATTR)
+    assert acc[name]["num_images"] == TINY_SPLITS[2]
+    assert acc[name]["accuracy"] >= 0.9, acc
+    again = classifier.train_classifier(cfg, [TINY_ATTR], steps=30, batch=8, seed=3, width=0.5)
+    for a, b in zip(model.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert classifier.build_classifier(32, 40).output_shape == (None, 40)
+
+
+# ------------------------------------------------------------------------------ evaluate (CLI)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_celeba, tmp_path_factory):
+    """A 2-step M-AAE run on the tiny set. 64 px: the discriminator needs S >= 64 (see report)."""
+    from maae_tf import train
+
+    workdir = tmp_path_factory.mktemp("run") / "run"
+    train.train(tiny_config(tiny_celeba, image_size=64), str(workdir))
+    return workdir
+
+
+def _cli(*args):
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run([sys.executable, "-m", "maae_tf.evaluate", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+KEYS = ("classifier_accuracy", "attribute_accuracy_plus", "attribute_accuracy_minus", "attribute_accuracy",
+        "background_psnr", "background_psnr_plus", "background_psnr_minus", "background_l1",
+        "reconstruction_psnr", "reconstruction_l1")
+
+
+def test_evaluate_cli_end_to_end(tiny_run):
+    proc = _cli(f"--workdir={tiny_run}", "--num_images=9")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "background_psnr" in proc.stdout
+    out = tiny_run / "eval"
+    m = json.loads((out / "metrics.json").read_text())
+    test_n = TINY_SPLITS[2]
+    assert m["step"] == 2 and m["attr"] == attributes.resolve(TINY_ATTR) and m["delta"] == 5.0
+    assert m["num_images"] == 9 and m["num_positives"] + m["num_negatives"] == 9
+    for key in KEYS:
+        assert isinstance(m[key], float) and math.isfinite(m[key]), (key, m[key])
+        assert isinstance(m[key + "_count"], int) and m[key + "_count"] > 0, key
+    for key in KEYS[:4]:
+        assert 0.0 <= m[key] <= 1.0, (key, m[key])
+    for key in ("background_psnr", "background_psnr_plus", "background_psnr_minus", "reconstruction_psnr"):
+        assert 0.0 < m[key] <= metrics.PSNR_CAP_DB, (key, m[key])
+    assert 0.0 <= m["background_l1"] <= 1.0 and 0.0 <= m["reconstruction_l1"] <= 1.0
+    assert m["classifier_accuracy_count"] == test_n  # all real test images
+    assert m["classifier_accuracy"] >= 0.9           # the colour is obvious
+    assert m["attribute_accuracy_plus_count"] == m["num_negatives"]
+    assert m["attribute_accuracy_minus_count"] == m["num_positives"]
+    assert m["background_psnr_count"] == 2 * 9 and m["reconstruction_psnr_count"] == 9
+    assert "per-image" in m["psnr_averaging"] and m["seconds"] > 0
+    assert m["classifier"]["reused"] is False and m["classifier"]["steps"] == 30
+    assert (out / "examples.png").stat().st_size > 0 and (out / "classifier" / "classifier.weights.h5").exists()
+    assert "background PSNR" in (out / "report.md").read_text()
+
+    # the same checkpoint and seed again: the cached classifier is reused, the numbers are the same
+    from maae_tf import evaluate
+
+    again = evaluate.evaluate(str(tiny_run), num_images=9)
+    assert again["classifier"]["reused"] is True
+    for key in KEYS + ("classifier_accuracy_eval_images",):
+        assert again[key] == pytest.approx(m[key], rel=1e-6, abs=1e-6), key
+
+
+def test_evaluate_missing_workdir_exits_2(tmp_path):
+    proc = _cli(f"--workdir={tmp_path / 'nope'}")
+    assert proc.returncode == 2
+    assert "error:" in proc.stderr and "nope" in proc.stderr
+
+
+def test_evaluate_workdir_without_checkpoint(tmp_path, tiny_celeba):
+    from maae_tf import config as config_lib
+    from maae_tf import evaluate
+
+    config_lib.save_workdir_config(tiny_config(tiny_celeba, image_size=64), str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="checkpoint"):
+        evaluate.evaluate(str(tmp_path))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        evaluate.evaluate(str(empty))
