@@ -39,6 +39,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.width = 1.0  # channel widths scale by this factor (tests run at 0.0625-0.25)
     c.latent_channels = 512  # C before the width factor
     c.norm = "none"  # "none" (paper) | "instance"
+    c.init = "normal"  # "normal": N(0, 0.02) (paper §4.1) | "glorot" (faster start, docs/method.md §2)
     c.upsample = "transpose"  # "transpose" (Table 1 FLOPs) | "resize" (nearest + conv)
     c.identity = ml_collections.ConfigDict()
     # "imagenet": Keras' VGG16 ImageNet weights (download, cached); "h5": a user's file
@@ -64,10 +65,11 @@ def base_config() -> ml_collections.ConfigDict:
 
     # --- optimisation ---
     c.learning_rate = 1e-4
+    c.lr_schedule = "constant"  # "constant" (paper) | "cosine" (decays to 0 at train_steps)
     c.beta_1 = 0.5
     c.beta_2 = 0.999
     c.train_steps = 200_000
-    c.precision = "float32"
+    c.precision = "float32"  # "float32" | "mixed_bfloat16" (maae_tf/precision.py)
 
     # --- bookkeeping ---
     c.log_every = 50  # progress line and TensorBoard scalars
@@ -96,10 +98,18 @@ def check(c: ml_collections.ConfigDict) -> None:
         raise ValueError(f"cycle_strength must be 'random' or 'fixed', got {c.cycle_strength!r}")
     if c.norm not in ("none", "instance"):
         raise ValueError(f"norm must be 'none' or 'instance', got {c.norm!r}")
+    if c.lr_schedule not in ("constant", "cosine"):
+        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {c.lr_schedule!r}")
+    if c.init not in ("normal", "glorot"):
+        raise ValueError(f"init must be 'normal' or 'glorot', got {c.init!r}")
     if c.upsample not in ("transpose", "resize"):
         raise ValueError(f"upsample must be 'transpose' or 'resize', got {c.upsample!r}")
     if c.identity.source not in ("imagenet", "h5", "random"):
         raise ValueError(f"identity.source must be 'imagenet', 'h5' or 'random', got {c.identity.source!r}")
+    from maae_tf import precision
+
+    if c.precision not in precision.SUPPORTED:
+        precision.apply(c.precision)  # raises, naming the supported values
     if c.batch_size < 1 or c.width <= 0:
         raise ValueError("batch_size and width must be positive")
 
@@ -121,4 +131,17 @@ def load_workdir_config(workdir: str) -> ml_collections.ConfigDict:
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} not found: is {workdir!r} a maae_tf training workdir?")
     with open(path, encoding="utf-8") as f:
-        return ml_collections.ConfigDict(json.load(f))
+        saved = json.load(f)
+    # Saved values over today's defaults: a run saved before a setting existed reads it as the
+    # default, which is what that run did.
+    config = base_config()
+    _merge(config, saved)
+    return config
+
+
+def _merge(config: ml_collections.ConfigDict, values: dict) -> None:
+    for key, value in values.items():
+        if isinstance(value, dict) and isinstance(config.get(key), ml_collections.ConfigDict):
+            _merge(config[key], value)
+        else:
+            config[key] = value

@@ -26,19 +26,19 @@ def build_decoder(config) -> keras.Model:
     z_in = keras.Input((h, h, c), name="latent")
     x = z_in
     for i in range(RESIDUAL_BLOCKS):
-        x = residual_block(x, c, name=f"res{i + 1}")
+        x = residual_block(x, c, name=f"res{i + 1}", kernel_init=config.init)
     for i, (ch, k) in enumerate(UPSAMPLING):
         name = f"up{i + 1}"
         filters = channels(ch, config.width)
         if config.upsample == "transpose":
             x = layers.Conv2DTranspose(filters, k, strides=2, padding="same",
-                                       kernel_initializer=init(), name=name)(x)
+                                       kernel_initializer=init(config.init), name=name)(x)
         else:
             x = layers.UpSampling2D(2, interpolation="nearest", name=name + "_resize")(x)
-            x = layers.Conv2D(filters, k, padding="same", kernel_initializer=init(), name=name)(x)
+            x = layers.Conv2D(filters, k, padding="same", kernel_initializer=init(config.init), name=name)(x)
         x = normalize(x, config.norm, name + "_norm")
         x = layers.LeakyReLU(LEAKY_SLOPE, name=name + "_act")(x)
-    x = conv_act(x, channels(64, config.width), 7, 1, config.norm, name="conv")
-    x = layers.Conv2D(3, 7, padding="same", kernel_initializer=init(), dtype="float32", name="to_rgb")(x)
+    x = conv_act(x, channels(64, config.width), 7, 1, config.norm, name="conv", kernel_init=config.init)
+    x = layers.Conv2D(3, 7, padding="same", kernel_initializer=init(config.init), dtype="float32", name="to_rgb")(x)
     out = layers.Activation("tanh", dtype="float32", name="tanh")(x)
     return keras.Model(z_in, out, name="decoder")

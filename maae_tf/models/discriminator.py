@@ -27,9 +27,9 @@ def build_discriminator(config) -> keras.Model:
     x = x_in
     for i, c in enumerate(CHANNELS):
         # no normalisation in D (paper); instance norm would be per sample too
-        x = conv_act(x, channels(c, config.width), 3, 2, "none", name=f"conv{i + 1}")
+        x = conv_act(x, channels(c, config.width), 3, 2, "none", name=f"conv{i + 1}", kernel_init=config.init)
     # 2x2 at S >= 64 (Table 1); at S = 32 the map is already 1x1, so the last conv is 1x1
     k = min(2, s // 2 ** len(CHANNELS))
-    x = layers.Conv2D(2, k, padding="valid", kernel_initializer=init(), dtype="float32", name="logits")(x)
+    x = layers.Conv2D(2, k, padding="valid", kernel_initializer=init(config.init), dtype="float32", name="logits")(x)
     out = layers.GlobalAveragePooling2D(dtype="float32", name="patch_mean")(x)
     return keras.Model(x_in, out, name="discriminator")

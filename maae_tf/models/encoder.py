@@ -41,10 +41,10 @@ def build_encoder(config) -> keras.Model:
     x_in = keras.Input((s, s, 3), name="image")
     x = x_in
     for i, (c, k, st) in enumerate(STEM):
-        x = conv_act(x, channels(c, config.width), k, st, config.norm, name=f"conv{i + 1}")
+        x = conv_act(x, channels(c, config.width), k, st, config.norm, name=f"conv{i + 1}", kernel_init=config.init)
     c = latent_channels(config)
     for i in range(RESIDUAL_BLOCKS):
-        x = residual_block(x, c, name=f"res{i + 1}")
-    stats = layers.Conv2D(2 * c, 1, kernel_initializer=init(), name="vae_head", dtype="float32")(x)
-    mu, logvar = layers.Lambda(lambda t: (t[..., :c], t[..., c:]), name="split")(stats)
+        x = residual_block(x, c, name=f"res{i + 1}", kernel_init=config.init)
+    stats = layers.Conv2D(2 * c, 1, kernel_initializer=init(config.init), name="vae_head", dtype="float32")(x)
+    mu, logvar = layers.Lambda(lambda t: (t[..., :c], t[..., c:]), name="split", dtype="float32")(stats)
     return keras.Model(x_in, [mu, logvar], name="encoder")

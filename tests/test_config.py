@@ -1,0 +1,66 @@
+"""Config schema, the config files, workdir round trip, attribute aliases."""
+
+import json
+import runpy
+from pathlib import Path
+
+import pytest
+
+from maae_tf import attributes
+from maae_tf.config import base_config, check, load_workdir_config, save_workdir_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_config_files_are_valid_and_differ_where_documented():
+    celeba = runpy.run_path(str(REPO / "configs" / "celeba.py"))["get_config"]()
+    quick = runpy.run_path(str(REPO / "configs" / "quickstart.py"))["get_config"]()
+    check(celeba)
+    check(quick)
+    # the paper's settings (§4.1)
+    assert (celeba.image_size, celeba.batch_size, celeba.width) == (128, 64, 1.0)
+    assert (celeba.learning_rate, celeba.beta_1, celeba.beta_2) == (1e-4, 0.5, 0.999)
+    assert dict(celeba.loss) == dict(alpha_vae=0.1, alpha_gan=10.0, alpha_id=20.0, alpha_cycle=80.0,
+                                     alpha_mask=80.0, lambda_kl=0.1, lambda_rec=80.0)
+    assert celeba.init == "normal" and celeba.delta_mask == "lattice"
+    assert quick.image_size == 64 and quick.synthetic.build_if_missing
+
+
+@pytest.mark.parametrize("key,value,match", [
+    ("image_size", 100, "multiple of 32"), ("delta_mask", "sparse", "lattice"),
+    ("attr", "third_eye", "third_eye"), ("init", "xavier", "init"), ("lr_schedule", "step", "lr_schedule"),
+    ("precision", "float64", "precision"),
+])
+def test_bad_settings_are_named(key, value, match):
+    c = base_config()
+    c[key] = value
+    with pytest.raises(ValueError, match=match):
+        check(c)
+
+
+def test_workdir_config_round_trip_and_old_runs_get_defaults(tmp_path):
+    c = base_config()
+    c.width = 0.5
+    save_workdir_config(c, str(tmp_path))
+    assert load_workdir_config(str(tmp_path)).to_dict() == c.to_dict()
+    saved = json.loads((tmp_path / "config.json").read_text())
+    del saved["lr_schedule"]  # a run saved before this setting existed
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    loaded = load_workdir_config(str(tmp_path))
+    assert loaded.lr_schedule == "constant" and loaded.width == 0.5
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        load_workdir_config(str(tmp_path / "nothing"))
+
+
+def test_attribute_aliases():
+    assert len(attributes.CELEBA_ATTRIBUTES) == 40
+    assert attributes.resolve("mouth_open") == "Mouth_Slightly_Open"
+    assert attributes.resolve("blond_hair") == "Blond_Hair"
+    assert attributes.resolve("Eyeglasses") == "Eyeglasses"
+    assert attributes.resolve("pale-skin") == "Pale_Skin"
+    for name in attributes.CELEBA_ATTRIBUTES:  # every official name has its snake_case alias
+        assert attributes.resolve(name.lower()) == name
+    with pytest.raises(ValueError) as e:
+        attributes.resolve("moustache_curl")
+    assert "moustache_curl" in str(e.value) and "mouth_open" in str(e.value)
+    assert attributes.index("mouth_open") == 21
