@@ -19,6 +19,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from maae_tf import precision
 from maae_tf.maae import build_model
 
 CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
@@ -44,6 +45,7 @@ def benchmark(cfg, steps: int) -> dict:
     """Times `steps` training steps of the config's model; returns the figures."""
     cfg = cfg.copy_and_resolve_references()
     cfg.identity.source = "random"
+    precision.apply(cfg.precision)
     model = build_model(cfg)
     train_step = tf.function(model.train_step, jit_compile=False)
     data = random_pairs(cfg.batch_size, cfg.image_size)

@@ -148,9 +148,18 @@ class MAAE(keras.Model):
         return {name: t.result() for name, t in self.trackers.items()}
 
 
+def learning_rate(config):
+    """The paper's constant rate (lr_schedule="constant"), or a cosine decay to 0 at
+    config.train_steps (lr_schedule="cosine", short CPU runs). Schedules read the optimizer's
+    iteration count, so a resumed run continues on the same curve."""
+    if config.lr_schedule == "constant":
+        return config.learning_rate
+    return keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=config.train_steps)
+
+
 def make_optimizers(config):
     """Adam(lr 1e-4, β = (0.5, 0.999)) for G and for D (paper §4.1)."""
-    make = lambda name: keras.optimizers.Adam(config.learning_rate, config.beta_1, config.beta_2, name=name)
+    make = lambda name: keras.optimizers.Adam(learning_rate(config), config.beta_1, config.beta_2, name=name)
     return make("g_adam"), make("d_adam")
 
 

@@ -23,6 +23,7 @@ from ml_collections import config_flags
 
 from maae_tf import attributes
 from maae_tf import config as config_lib
+from maae_tf import precision
 from maae_tf.callbacks import Checkpointer, TrainMonitor, global_step
 from maae_tf.data import celeba
 from maae_tf.maae import build_model, checkpoint
@@ -91,6 +92,7 @@ def train(cfg, workdir: str) -> keras.Model:
     config_lib.save_workdir_config(cfg, workdir)
     report_device()
     keras.utils.set_random_seed(cfg.seed)
+    precision.apply(cfg.precision)
 
     model = build_model(cfg)
     manager = tf.train.CheckpointManager(checkpoint(model), os.path.join(workdir, "checkpoints"),

@@ -44,7 +44,8 @@ MASK_DIR = "background_masks"
 SPLITS = {"train": 0, "val": 1, "test": 2}
 
 QUICKSTART_HINT = (
-    "no dataset? build the synthetic one and train on it: "
+    "have CelebA? pass its folder: --config.data_dir=/path/to/celeba\n"
+    "no dataset? build the synthetic one and train on it (from the repository root): "
     "python -m maae_tf.train --attr=mouth_open --config=configs/quickstart.py"
 )
 
