@@ -23,7 +23,12 @@ def get_config():
     # reconstruction L1 is still ~0.3 after 300 steps; Glorot init and lr 5e-4 reach ~0.16.
     c.init = "glorot"
     c.learning_rate = 5e-4
-    c.train_steps = 1500
+    # bfloat16 where the CPU has it (AVX512-BF16/AMX: 1.6x the float32 step here), and a cosine
+    # decay: 2,500 steps in ~12 min on this 2-core CPU gave +0.8 dB background PSNR over 1,500
+    # constant-lr float32 steps in the same time (docs/method.md §2).
+    c.precision = "auto"
+    c.lr_schedule = "cosine"
+    c.train_steps = 2500
     c.log_every = 50
     c.image_every = 250
     c.checkpoint_every = 100

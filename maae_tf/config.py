@@ -69,7 +69,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.beta_1 = 0.5
     c.beta_2 = 0.999
     c.train_steps = 200_000
-    c.precision = "float32"  # "float32" | "mixed_bfloat16" (maae_tf/precision.py)
+    c.precision = "float32"  # "auto" | "float32" | "mixed_bfloat16" (maae_tf/precision.py)
 
     # --- bookkeeping ---
     c.log_every = 50  # progress line and TensorBoard scalars

@@ -117,7 +117,7 @@ def train(cfg, workdir: str) -> keras.Model:
     logging.info("attribute %s: training steps %d -> %d, batch %d pairs, %d px, width %g, workdir %s",
                  attributes.resolve(cfg.attr), step, epochs * per_epoch, cfg.batch_size, cfg.image_size,
                  cfg.width, workdir)
-    model.fit(pairs, epochs=epochs, initial_epoch=step // per_epoch, steps_per_epoch=per_epoch, verbose=0,
+    model.fit(pairs, epochs=epochs, initial_epoch=step // per_epoch, steps_per_epoch=per_epoch, verbose=0, shuffle=False,
               callbacks=[TrainMonitor(writer, cfg.batch_size, cfg.log_every, cfg.image_every, held_out,
                                       cfg.delta_max),
                          Checkpointer(manager)])

@@ -26,9 +26,9 @@ def small_config():
 def test_unsupported_precision_is_refused():
     c = small_config()
     c.precision = "mixed_float16"
-    with pytest.raises(ValueError, match="float32, mixed_bfloat16"):
+    with pytest.raises(ValueError, match="auto, float32, mixed_bfloat16"):
         check(c)
-    with pytest.raises(ValueError, match="float32, mixed_bfloat16"):
+    with pytest.raises(ValueError, match="auto, float32, mixed_bfloat16"):
         precision.apply("float64")
 
 
@@ -51,3 +51,13 @@ def test_bfloat16_step_is_finite_and_close_to_float32(restore_policy):
         assert np.isfinite(value)
         if term not in ("d_accuracy", "kl"):
             assert value == pytest.approx(results["float32"][term], rel=0.05, abs=1e-3), term
+
+
+def test_auto_picks_bfloat16_only_where_the_hardware_has_it(restore_policy, monkeypatch):
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
+    monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: True)
+    assert precision.apply("auto") == "mixed_bfloat16"
+    assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+    monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: False)
+    assert precision.apply("auto") == "float32"
+    assert precision.resolve("float32") == "float32"
