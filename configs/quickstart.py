@@ -29,6 +29,9 @@ def get_config():
     c.precision = "auto"
     c.lr_schedule = "cosine"
     c.train_steps = 2500
+    # nearest resize + conv instead of transposed convs: no checkerboard in the edits, 4% slower
+    # per step here, background PSNR 26.3 vs 26.0 dB after the same 2,500 steps.
+    c.upsample = "resize"
     c.log_every = 50
     c.image_every = 250
     c.checkpoint_every = 100
