@@ -19,17 +19,16 @@ import tensorflow as tf
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from maae_tf import config as config_lib
 from maae_tf import precision
 from maae_tf.maae import build_model
-
-CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 
 flags.DEFINE_integer("size", None, "Image size S (default: the config's).")
 flags.DEFINE_integer("batch", None, "Pairs per step (default: the config's).")
 flags.DEFINE_float("width", None, "Channel width factor (default: the config's).")
 flags.DEFINE_integer("steps", 5, "Timed steps (after 2 warm-up steps).")
 flags.DEFINE_bool("json", False, "Print one JSON object instead of a line.")
-config_flags.DEFINE_config_file("config", os.path.join(CONFIGS_DIR, "celeba.py"), "Config file.",
+config_flags.DEFINE_config_file("config", config_lib.DEFAULT_CONFIG, "Config file.",
                                 lock_config=False)
 FLAGS = flags.FLAGS
 

@@ -13,6 +13,10 @@ import os
 
 import ml_collections
 
+# The repository's configs/ folder (celeba.py is the commands' default --config).
+CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+DEFAULT_CONFIG = os.path.join(CONFIGS_DIR, "celeba.py")
+
 
 def base_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()

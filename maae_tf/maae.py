@@ -16,11 +16,13 @@ the edits G(x1, +δ0) / G(x2, -δ0). Each batch is a dict of balanced pairs
 
 from __future__ import annotations
 
+import os
+
 import keras
-import numpy as np
 import tensorflow as tf
 
 from maae_tf import lattice, losses
+from maae_tf.config import load_workdir_config
 from maae_tf.models import (NEGATIVE, POSITIVE, build_decoder, build_discriminator, build_encoder,
                             build_identity, encoder_geometry)
 
@@ -94,15 +96,17 @@ class MAAE(keras.Model):
             z1, z2 = z[:b], z[b:]
             # reconstructions G(x, 0) and the adversarial edits G(x1, +δ0), G(x2, -δ0), one decoder call
             latents = [z1, z2, self.shift(z1, d0), self.shift(z2, -d0)]
-            if cfg.cycle_strength == "random":
+            random_cycle = cfg.cycle_strength == "random"
+            if random_cycle:
                 # intermediate strengths d ~ U(0, δ0] in the cycle, so δ keeps its strength
                 # (paper §3.2 "we change the value in the training process", DESIGN.md §4)
                 d = d0 * (1.0 - keras.random.uniform((b,), seed=self.seed_generator))
                 latents += [self.shift(z1, d), self.shift(z2, -d)]
+            else:
+                d = d0
             decoded = tf.split(self.decoder(tf.concat(latents, 0), training=True), len(latents))
             r1, r2, p1, n2 = decoded[:4]
-            q1, q2 = (decoded[4], decoded[5]) if len(decoded) == 6 else (p1, n2)
-            d = d if len(decoded) == 6 else d0
+            q1, q2 = decoded[4:] if random_cycle else (p1, n2)
             # the way back: G^-(G^+(x1)) and G^+(G^-(x2)) (Eq. 4)
             mu_q, _ = self.encoder(tf.concat([q1, q2], 0), training=True)
             c1, c2 = tf.split(self.decoder(tf.concat(
@@ -175,18 +179,11 @@ def checkpoint(model: MAAE) -> tf.train.Checkpoint:
     return tf.train.Checkpoint(model=model, g_optimizer=model.g_optimizer, d_optimizer=model.d_optimizer)
 
 
-def lattice_fraction(model: MAAE) -> float:
-    return float(np.mean(model.lattice))
-
 
 def load_from_workdir(workdir: str, with_identity: bool = False):
     """The model of a training run, built from its saved config.json and restored from its latest
     checkpoint (evaluation, export). Returns (model, config, step). Raises FileNotFoundError when
     the workdir has no checkpoint."""
-    import os
-
-    from maae_tf.config import load_workdir_config
-
     config = load_workdir_config(workdir)
     model = build_model(config, identity=None if with_identity else False)
     latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))

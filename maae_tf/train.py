@@ -28,15 +28,13 @@ from maae_tf.callbacks import Checkpointer, TrainMonitor, global_step
 from maae_tf.data import celeba
 from maae_tf.maae import build_model, checkpoint
 
-CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
-
 # Settings that may change when a run is resumed; all others must match the saved config.json.
 RESUMABLE_KEYS = ("train_steps", "log_every", "image_every", "checkpoint_every", "keep_checkpoints", "eval",
                   "shuffle_buffer")
 
 flags.DEFINE_string("attr", None, "Attribute to learn (snake_case alias or CelebA name); overrides config.attr.")
 flags.DEFINE_string("workdir", None, "Run folder (config, checkpoints, summaries); default runs/<attr>.")
-config_flags.DEFINE_config_file("config", os.path.join(CONFIGS_DIR, "celeba.py"),
+config_flags.DEFINE_config_file("config", config_lib.DEFAULT_CONFIG,
                                 "Config file; override keys with --config.key=value.", lock_config=False)
 FLAGS = flags.FLAGS
 
