@@ -28,6 +28,7 @@ from keras import layers
 
 from maae_tf import attributes
 from maae_tf.data import celeba
+from maae_tf.files import write_text_atomic
 
 CHANNELS = (32, 64, 128, 256, 256)
 LEARNING_RATE = 1e-3
@@ -176,11 +177,7 @@ def _identity(config, attrs, steps, batch, seed, width) -> dict:
 
 
 def _write_json(path: str, obj) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def load_or_train(config, attrs, cache_dir: str, steps: int | None = None, batch: int | None = None,

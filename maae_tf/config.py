@@ -120,12 +120,10 @@ def check(c: ml_collections.ConfigDict) -> None:
 
 def save_workdir_config(c: ml_collections.ConfigDict, workdir: str) -> str:
     """Writes `workdir/config.json` atomically; returns its path."""
-    os.makedirs(workdir, exist_ok=True)
+    from maae_tf.files import write_text_atomic
+
     path = os.path.join(workdir, "config.json")
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(c.to_json(indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    write_text_atomic(path, c.to_json(indent=2, sort_keys=True))
     return path
 
 

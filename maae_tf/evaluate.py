@@ -43,6 +43,7 @@ from absl import app, flags, logging
 
 from maae_tf import attributes, classifier, metrics, visualize
 from maae_tf.data import celeba
+from maae_tf.files import write_text_atomic
 
 EVAL_DIR = "eval"
 BATCH = 32
@@ -79,11 +80,7 @@ def _finite_or_none(v):
 
 def write_json(path: str, obj) -> None:
     """Writes `obj` as JSON atomically (NaN / inf become null)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(_finite_or_none(obj), f, indent=2, sort_keys=True, allow_nan=False)
-        f.write("\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(_finite_or_none(obj), indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def _fmt(v, digits=4) -> str:
@@ -227,10 +224,7 @@ def evaluate(workdir: str, num_images: int | None = None, seed: int | None = Non
     m["seconds"] = round(time.perf_counter() - t0, 2)
 
     write_json(os.path.join(out_dir, "metrics.json"), m)
-    tmp = os.path.join(out_dir, "report.md.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(report_markdown(_finite_or_none(m)))
-    os.replace(tmp, os.path.join(out_dir, "report.md"))
+    write_text_atomic(os.path.join(out_dir, "report.md"), report_markdown(_finite_or_none(m)))
     return _finite_or_none(m)
 
 

@@ -162,19 +162,12 @@ class _Canvas:
         if label is not None:
             cv2.fillPoly(self.lab, p, label, cv2.LINE_8, _SHIFT)
 
-    def line(self, xy, colour, thickness, label=None):
+    def line(self, xy, colour, thickness, label=None, closed=False):
         p = [_pts(xy)]
         t = max(1, int(round(thickness)))
-        cv2.polylines(self.img, p, False, _c(colour), t, cv2.LINE_AA, _SHIFT)
+        cv2.polylines(self.img, p, closed, _c(colour), t, cv2.LINE_AA, _SHIFT)
         if label is not None:
-            cv2.polylines(self.lab, p, False, label, t, cv2.LINE_8, _SHIFT)
-
-    def closed(self, xy, colour, thickness, label=None):
-        p = [_pts(xy)]
-        t = max(1, int(round(thickness)))
-        cv2.polylines(self.img, p, True, _c(colour), t, cv2.LINE_AA, _SHIFT)
-        if label is not None:
-            cv2.polylines(self.lab, p, True, label, t, cv2.LINE_8, _SHIFT)
+            cv2.polylines(self.lab, p, closed, label, t, cv2.LINE_8, _SHIFT)
 
     def ellipse(self, cx, cy, ax, ay, colour, label, angle=0.0):
         centre = (int(round(cx * _ONE)), int(round(cy * _ONE)))
@@ -441,7 +434,7 @@ def render(seed: int, i: int, ident: dict):
             co, si = np.cos(tt2), np.sin(tt2)
             ring = np.stack([ex + rw * np.sign(co) * np.abs(co) ** p,
                              eye_y + 0.5 + rh * np.sign(si) * np.abs(si) ** p], 1)
-            c.closed(ring, rim, 3, _PART)
+            c.line(ring, rim, 3, _PART, closed=True)
             c.line([(ex + sgn * rw, eye_y - 1), (cx + sgn * a * 0.99, eye_y + 1)], rim, 2, _PART)
         c.line([(cx - eye_dx + rw, eye_y - 1), (cx, eye_y - 2.5), (cx + eye_dx - rw, eye_y - 1)],
                rim, 2, _PART)
