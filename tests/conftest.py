@@ -86,3 +86,42 @@ def write_tiny_celeba(root, n: int = TINY_N, splits=TINY_SPLITS, attr: str = TIN
 def tiny_celeba(tmp_path_factory) -> Path:
     """Root of the shared tiny CelebA-layout set (see the module docstring); read-only by convention."""
     return write_tiny_celeba(tmp_path_factory.mktemp("tiny_celeba") / "celeba")
+
+
+# ------------------------------------------------------------------------------- trained-run stand-ins
+def write_run(workdir, attr: str, seed: int = 0, image_size: int = 32, step: int = 3, **overrides):
+    """A workdir as `maae_tf.train` leaves it (config.json + checkpoints/ckpt-<step>) holding a tiny
+    untrained MAAE (Glorot init, so edits visibly change the output). Returns (workdir, model)."""
+    import keras
+    import tensorflow as tf
+
+    from maae_tf.config import base_config, save_workdir_config
+    from maae_tf.maae import build_model, checkpoint
+
+    c = base_config()
+    c.attr, c.seed, c.image_size, c.width, c.init = attr, seed, image_size, 0.0625, "glorot"
+    c.identity.source = "random"
+    for k, v in overrides.items():
+        c[k] = v
+    save_workdir_config(c, str(workdir))
+    keras.utils.set_random_seed(seed)
+    model = build_model(c, identity=False)
+    model.g_optimizer.iterations.assign(step)
+    manager = tf.train.CheckpointManager(checkpoint(model), str(Path(workdir) / "checkpoints"), max_to_keep=2)
+    manager.save(checkpoint_number=step)
+    return Path(workdir), model
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+    """Two tiny runs (mouth_open, blond_hair) and their exports: `single` (mouth_open alone) and
+    `pair` (mouth_open then blond_hair). Values: paths and the in-memory models."""
+    from maae_tf import export
+
+    root = tmp_path_factory.mktemp("exported")
+    run_a, model_a = write_run(root / "run_mouth", "mouth_open", seed=1)
+    run_b, model_b = write_run(root / "run_blond", "blond_hair", seed=2, step=5)
+    single = export.export([str(run_a)], str(root / "models" / "mouth_open"))
+    pair = export.export([str(run_a), str(run_b)], str(root / "models" / "pair"))
+    return {"root": root, "runs": (run_a, run_b), "models": (model_a, model_b),
+            "single": Path(single), "pair": Path(pair)}

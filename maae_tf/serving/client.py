@@ -64,15 +64,16 @@ def as_batch(images) -> np.ndarray:
 
 
 def as_delta(delta, n: int, k: int = 1) -> np.ndarray:
-    """float32 δ for N images and a model of K attributes: K = 1 takes a scalar or [N]; K > 1
-    takes a scalar (every attribute), [K] (the same edit for each image) or [N, K]."""
+    """float32 δ for N images and a model of K attributes, always with the batch dimension first
+    ([N] for K = 1, [N, K] otherwise), as TF Serving's request batching needs. K = 1 takes a
+    number or [N]; K > 1 a number (every attribute), [K] (the same edit for each image) or [N, K]."""
     d = np.asarray(delta, dtype=np.float32)
     if not np.all(np.isfinite(d)):
         raise ValueError(f"delta must be finite, got {delta}")
     if k == 1:
         if d.ndim > 1 or d.size not in (1, n):
             raise ValueError(f"delta must be a number or one per image ({n}), got shape {d.shape}")
-        return d
+        return np.broadcast_to(d.reshape(-1), (n,)).copy()
     if d.ndim == 0:
         return np.full((n, k), d, np.float32)
     if d.ndim == 1 and d.size == k:
@@ -114,11 +115,14 @@ class Client(_Base):
     """gRPC client of TF Serving's PredictionService / ModelService for one model."""
 
     def __init__(self, server: str, model: str, version: int | None = None, timeout: float = 30.0,
-                 retries: int = 3, backoff: float = 0.5, max_message_bytes: int = 256 << 20):
+                 retries: int = 3, backoff: float = 0.5, max_message_bytes: int = 256 << 20,
+                 label: str | None = None):
         import grpc
         from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
-        self.server, self.model, self.version = server, model, version
+        if version is not None and label is not None:
+            raise ValueError("give a version or a version label, not both")
+        self.server, self.model, self.version, self.label = server, model, version, label
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
         self._grpc = grpc
         self._channel = grpc.insecure_channel(server, options=[
@@ -140,6 +144,8 @@ class Client(_Base):
         spec.name = self.model
         if self.version is not None:
             spec.version.value = int(self.version)
+        if self.label is not None:
+            spec.version_label = self.label
         if signature is not None:
             spec.signature_name = signature
 
@@ -154,7 +160,8 @@ class Client(_Base):
                     time.sleep(self.backoff * 2 ** attempt)
                     continue
                 where = f"{self.server} (model {self.model!r}" + (
-                    f", version {self.version})" if self.version is not None else ")")
+                    f", version {self.version})" if self.version is not None
+                    else f", label {self.label!r})" if self.label else ")")
                 if code in RETRYABLE:
                     where += f" after {self.retries + 1} attempts"
                 raise ServingError(code, e.details() or "", where) from None
@@ -188,12 +195,15 @@ class RestClient(_Base):
     """TF Serving's REST API (`POST /v1/models/NAME[/versions/N]:predict`, columnar "inputs")."""
 
     def __init__(self, url: str, model: str, version: int | None = None, timeout: float = 30.0,
-                 retries: int = 3, backoff: float = 0.5):
-        self.url, self.model, self.version = url.rstrip("/"), model, version
+                 retries: int = 3, backoff: float = 0.5, label: str | None = None):
+        if version is not None and label is not None:
+            raise ValueError("give a version or a version label, not both")
+        self.url, self.model, self.version, self.label = url.rstrip("/"), model, version, label
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
 
     def _path(self) -> str:
-        return f"{self.url}/v1/models/{self.model}" + (f"/versions/{self.version}" if self.version else "")
+        return f"{self.url}/v1/models/{self.model}" + (
+            f"/versions/{self.version}" if self.version is not None else f"/labels/{self.label}" if self.label else "")
 
     def _request(self, url: str, body: dict | None = None) -> dict:
         data = None if body is None else json.dumps(body).encode()
@@ -269,6 +279,7 @@ def parse_args(argv=None):
     where.add_argument("--rest", help="REST base URL of TF Serving, http://HOST:8501")
     p.add_argument("--model", required=True, help="model name in the server's config")
     p.add_argument("--version", type=int, default=None, help="model version (default: the latest served)")
+    p.add_argument("--label", default=None, help="version label from the server's models.config")
     p.add_argument("--delta", default="0", help="edit strength; K comma-separated values for a K-attribute model")
     p.add_argument("--signature", default="serving_default",
                    help="serving_default, or edit_detail to keep the photo's resolution")
@@ -283,6 +294,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     kw = dict(model=args.model, version=args.version, timeout=args.timeout, retries=args.retries)
+    kw["label"] = args.label
     client = Client(args.server, **kw) if args.server else RestClient(args.rest, **kw)
     try:
         if args.status:

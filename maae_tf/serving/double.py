@@ -9,7 +9,8 @@ It does what tensorflow_model_server does on the paths the client uses, the same
 - loads every integer version folder under each model's base path into a TF1 Session from the
   SavedModel's `serve` MetaGraph (as the server's SavedModelBundle does) and replays the
   warm-up requests in `assets.extra/tf_serving_warmup_requests`;
-- version policy "latest" (the server's default: only the highest version is served) or "all";
+- version policies latest (the server's default: only the highest version), all and specific,
+  and version labels, given directly or read from a models.config (`from_config_file`);
 - `PredictionService.Predict`: resolves the model spec, checks the signature and the request's
   inputs, then runs the signature's tensors through `Session::Run` (the C API call the server
   makes, so TF's own errors, e.g. "Expects arg[0] to be float but int32 is provided", come back
@@ -132,16 +133,30 @@ class ModelServerDouble:
     """
 
     def __init__(self, models: dict[str, str], version_policy: str = "latest", rest: bool = False,
-                 max_workers: int = 4, max_message_bytes: int = 256 << 20):
+                 max_workers: int = 4, max_message_bytes: int = 256 << 20, labels: dict | None = None,
+                 policies: dict | None = None):
+        """models: {name: base_path}. version_policy: "latest" or "all" for every model, or per
+        model in `policies` as ("latest", n) / ("all",) / ("specific", [versions]); labels:
+        {name: {label: version}}. `from_config_file` reads these from a models.config."""
         if version_policy not in ("latest", "all"):
             raise ValueError(f"version_policy must be 'latest' or 'all', got {version_policy!r}")
         self.versions: dict[str, dict[int, LoadedVersion]] = {}
+        self.labels = labels or {}
         self.warmup_counts: dict[tuple[str, int], int] = {}
         for name, base in models.items():
             found = sorted(int(n) for n in os.listdir(base) if n.isdigit()) if os.path.isdir(base) else []
             if not found:
                 raise FileNotFoundError(f"no version folder (an integer name) under {base} for model {name!r}")
-            chosen = found[-1:] if version_policy == "latest" else found
+            policy = (policies or {}).get(name, ("latest", 1) if version_policy == "latest" else ("all",))
+            if policy[0] == "latest":
+                chosen = found[-policy[1]:]
+            elif policy[0] == "specific":
+                missing = sorted(set(policy[1]) - set(found))
+                if missing:
+                    raise FileNotFoundError(f"model {name!r}: versions {missing} not under {base}")
+                chosen = sorted(policy[1])
+            else:
+                chosen = found
             self.versions[name] = {}
             for v in chosen:
                 loaded = LoadedVersion(os.path.join(base, str(v)))
@@ -159,6 +174,25 @@ class ModelServerDouble:
         if rest:
             self._http = ThreadingHTTPServer(("127.0.0.1", 0), _rest_handler(self))
             self.rest_address = f"http://127.0.0.1:{self._http.server_address[1]}"
+
+    @classmethod
+    def from_config_file(cls, path: str, rewrite=lambda base_path: base_path, **kwargs) -> "ModelServerDouble":
+        """Serves what a TF Serving models.config (ModelServerConfig text) lists; `rewrite` maps
+        each base_path (e.g. /models/x inside a container) to a local folder."""
+        from google.protobuf import text_format
+        from tensorflow_serving.config import model_server_config_pb2
+
+        with open(path, encoding="utf-8") as f:
+            config = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
+        models, policies, labels = {}, {}, {}
+        for c in config.model_config_list.config:
+            models[c.name] = rewrite(c.base_path)
+            which = c.model_version_policy.WhichOneof("policy_choice")
+            policies[c.name] = (("specific", list(c.model_version_policy.specific.versions)) if which == "specific"
+                                else ("all",) if which == "all"
+                                else ("latest", c.model_version_policy.latest.num_versions or 1))
+            labels[c.name] = dict(c.version_labels)
+        return cls(models, policies=policies, labels=labels, **kwargs)
 
     # ----- lifecycle --------------------------------------------------------------------------------
     def start(self) -> "ModelServerDouble":
@@ -185,7 +219,9 @@ class ModelServerDouble:
     # ----- what both protocols share -------------------------------------------------------------
     def lookup(self, name: str, version: int | None = None, label: str = "") -> tuple[int, LoadedVersion]:
         if label:
-            raise ServingStatus(grpc.StatusCode.INVALID_ARGUMENT, f"Unrecognized servable version label: {label}")
+            if label not in self.labels.get(name, {}):
+                raise ServingStatus(grpc.StatusCode.INVALID_ARGUMENT, f"Unrecognized servable version label: {label}")
+            version = self.labels[name][label]
         versions = self.versions.get(name, {})
         if version is None:
             if not versions:
@@ -274,7 +310,7 @@ def _jsonable(value: np.ndarray):
     return value.tolist()
 
 
-_REST_PATH = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?(:predict)?$")
+_REST_PATH = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+)|/labels/([^/:]+))?(:predict)?$")
 
 
 def _rest_handler(server: ModelServerDouble):
@@ -297,10 +333,11 @@ def _rest_handler(server: ModelServerDouble):
 
         def do_GET(self):
             m = _REST_PATH.match(self.path)
-            if not m or m.group(3):
+            if not m or m.group(4):
                 return self._reply(404, {"error": f"Malformed request: GET {self.path}"})
             try:
-                versions = server.status(m.group(1), int(m.group(2)) if m.group(2) else None)
+                version = server.labels.get(m.group(1), {}).get(m.group(3)) if m.group(3) else None
+                versions = server.status(m.group(1), int(m.group(2)) if m.group(2) else version)
             except ServingStatus as e:
                 return self._fail(e)
             self._reply(200, {"model_version_status": [
@@ -309,11 +346,11 @@ def _rest_handler(server: ModelServerDouble):
 
         def do_POST(self):
             m = _REST_PATH.match(self.path)
-            if not m or not m.group(3):
+            if not m or not m.group(4):
                 return self._reply(404, {"error": f"Malformed request: POST {self.path}"})
             try:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                _, loaded = server.lookup(m.group(1), int(m.group(2)) if m.group(2) else None)
+                _, loaded = server.lookup(m.group(1), int(m.group(2)) if m.group(2) else None, m.group(3) or "")
                 signature = body.get("signature_name", "serving_default")
                 sig = loaded.signatures.get(signature)
                 if sig is None:
