@@ -8,7 +8,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    # Only the library is installed: the top-level configs/, export/ and serving/ folders are
+    # Only the library is installed: the top-level configs/ and serving/ folders are
     # project files (config files, deployment files), never site-packages names.
     packages=find_packages(include=["maae_tf", "maae_tf.*"]),
     install_requires=[
@@ -19,6 +19,7 @@ setup(
         "ml_collections>=1.0",
         "opencv-python-headless>=4.9",
         "numpy>=1.26",
+        "grpcio>=1.60",
     ],
     extras_require={
         "dev": ["pytest>=8", "hypothesis>=6.100"],
@@ -29,6 +30,9 @@ setup(
             "maae-evaluate=maae_tf.evaluate:run",
             "maae-synthetic=maae_tf.data.synthetic:run",
             "maae-bench=maae_tf.bench:run",
+            "maae-export=maae_tf.export:run",
+            "maae-client=maae_tf.serving.client:run",
+            "maae-serving-bench=maae_tf.serving.bench:run",
         ]
     },
 )

@@ -3,10 +3,10 @@ Shared by the TensorBoard image summaries (train) and the report PNGs (evaluate)
 
 from __future__ import annotations
 
-import os
-
 import cv2
 import numpy as np
+
+from maae_tf.files import write_image
 
 
 def to_uint8(images) -> np.ndarray:
@@ -46,8 +46,4 @@ def write_png(path: str, image_rgb: np.ndarray, scale: int = 1) -> None:
     """Writes an RGB uint8 image atomically (temporary file, then rename)."""
     if scale > 1:
         image_rgb = cv2.resize(image_rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = path + ".tmp.png"
-    if not cv2.imwrite(tmp, cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write {path}")
-    os.replace(tmp, path)
+    write_image(path, image_rgb)

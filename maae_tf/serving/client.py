@@ -31,6 +31,8 @@ import urllib.request
 
 import numpy as np
 
+from maae_tf.files import read_image, write_image
+
 RETRYABLE = ("UNAVAILABLE",)
 HINTS = {
     "NOT_FOUND": "check --model/--version against the server's model config (--status lists versions)",
@@ -245,33 +247,6 @@ class RestClient(_Base):
 
 
 # ----- command line ------------------------------------------------------------------------------
-def read_image(path: str) -> np.ndarray:
-    """RGB uint8 of an image file; a missing or unreadable file is a ValueError naming it."""
-    import cv2
-
-    if not os.path.isfile(path):
-        raise ValueError(f"{path}: no such file")
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"{path}: not a readable image (corrupt, or a format OpenCV cannot decode)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def write_image(path: str, image_rgb: np.ndarray) -> None:
-    """Writes atomically (temporary file beside it, then rename); the format follows the suffix."""
-    import cv2
-
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    suffix = os.path.splitext(path)[1] or ".png"
-    ok, data = cv2.imencode(suffix, cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise ValueError(f"{path}: cannot encode an image as {suffix}")
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data.tobytes())
-    os.replace(tmp, path)
-
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m maae_tf.serving.client", description=__doc__.split("\n\n")[0])
     where = p.add_mutually_exclusive_group(required=True)
@@ -330,5 +305,9 @@ def main(argv=None) -> int:
         return 2
 
 
-if __name__ == "__main__":
+def run():
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()
