@@ -250,3 +250,19 @@ def test_serving_benchmark_measures_the_three_paths(exported, tmp_path):
     assert all(r["p50_ms"] > 0 and r["images_per_s"] > 0 for r in results.values())
     assert results["keras"]["p50_ratio"] == 1.0
     assert "(c) client → gRPC → server double" in bench.table(results, "info")
+
+
+def test_double_runs_as_a_command_for_trying_the_client_by_hand(exported):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.Popen([sys.executable, "-m", "maae_tf.serving.double",
+                             f"--model=m={exported['single'].parent}", "--port=0", "--rest_api_port=0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO, env=env)
+    try:
+        line = proc.stdout.readline()
+        assert "test double of tensorflow_model_server" in line, line
+        address = line.split("gRPC ")[1].split(",")[0]
+        with Client(address, "m") as c:
+            assert c.status()[0]["state"] == "AVAILABLE"
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=60) == 0

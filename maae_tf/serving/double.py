@@ -134,7 +134,7 @@ class ModelServerDouble:
 
     def __init__(self, models: dict[str, str], version_policy: str = "latest", rest: bool = False,
                  max_workers: int = 4, max_message_bytes: int = 256 << 20, labels: dict | None = None,
-                 policies: dict | None = None):
+                 policies: dict | None = None, port: int = 0, rest_port: int = 0):
         """models: {name: base_path}. version_policy: "latest" or "all" for every model, or per
         model in `policies` as ("latest", n) / ("all",) / ("specific", [versions]); labels:
         {name: {label: version}}. `from_config_file` reads these from a models.config."""
@@ -167,12 +167,14 @@ class ModelServerDouble:
         self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers), options=options)
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(_PredictionService(self), self._grpc)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(_ModelService(self), self._grpc)
-        self.grpc_port = self._grpc.add_insecure_port("127.0.0.1:0")
+        self.grpc_port = self._grpc.add_insecure_port(f"127.0.0.1:{port}")
+        if self.grpc_port == 0:
+            raise OSError(f"cannot listen on 127.0.0.1:{port}")
         self.grpc_address = f"127.0.0.1:{self.grpc_port}"
         self._http = None
         self.rest_address = None
         if rest:
-            self._http = ThreadingHTTPServer(("127.0.0.1", 0), _rest_handler(self))
+            self._http = ThreadingHTTPServer(("127.0.0.1", rest_port), _rest_handler(self))
             self.rest_address = f"http://127.0.0.1:{self._http.server_address[1]}"
 
     @classmethod
@@ -388,3 +390,43 @@ def _rest_handler(server: ModelServerDouble):
             self._reply(200, {"outputs": next(iter(listed.values())) if len(listed) == 1 else listed})
 
     return Handler
+
+
+def main(argv=None) -> int:
+    """`python -m maae_tf.serving.double`: runs the test double in the foreground, for trying the
+    client by hand where tensorflow_model_server cannot run. Not for deployment."""
+    import argparse
+    import signal
+    import sys
+
+    p = argparse.ArgumentParser(prog="python -m maae_tf.serving.double", description=main.__doc__)
+    p.add_argument("--model", action="append", default=[], metavar="NAME=BASE", help="a model and its base path")
+    p.add_argument("--model_config_file", help="a TF Serving models.config instead of --model")
+    p.add_argument("--rewrite", default=None, metavar="FROM=TO",
+                   help="with --model_config_file: replace the base paths' prefix FROM by TO")
+    p.add_argument("--port", type=int, default=8500)
+    p.add_argument("--rest_api_port", type=int, default=8501)
+    args = p.parse_args(argv)
+    if args.model_config_file:
+        old, _, new = (args.rewrite or "=").partition("=")
+        server = ModelServerDouble.from_config_file(
+            args.model_config_file, rewrite=lambda b: new + b[len(old):] if old and b.startswith(old) else b,
+            rest=True, port=args.port, rest_port=args.rest_api_port)
+    else:
+        if not args.model:
+            p.error("give --model NAME=BASE (repeatable) or --model_config_file")
+        server = ModelServerDouble(dict(m.split("=", 1) for m in args.model), rest=True, port=args.port,
+                                   rest_port=args.rest_api_port)
+    with server:
+        print(f"test double of tensorflow_model_server: gRPC {server.grpc_address}, REST {server.rest_address}, "
+              f"models {sorted(server.versions)}", flush=True)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
