@@ -94,3 +94,34 @@ class Checkpointer(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.save()
+
+
+class Profiler(keras.callbacks.Callback):
+    """Writes a TensorBoard profile (plugins/profile/…) of the global steps START..END
+    (`--profile_steps=START,END`); view it with `tensorboard --logdir WORKDIR/tensorboard` and the
+    `tensorboard-plugin-profile` package (`pip install -e ".[profile]"`)."""
+
+    def __init__(self, logdir: str, start: int, end: int):
+        super().__init__()
+        if not 0 <= start < end:
+            raise ValueError(f"profile_steps must be START,END with 0 <= START < END, got {start},{end}")
+        self.logdir, self.start, self.end = logdir, start, end
+        self.active = False
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if not self.active and self.start <= global_step(self.model) < self.end:
+            tf.profiler.experimental.start(self.logdir)
+            self.active = True
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.active and global_step(self.model) >= self.end:
+            self._stop()
+
+    def on_train_end(self, logs=None):
+        if self.active:
+            self._stop()
+
+    def _stop(self):
+        tf.profiler.experimental.stop()
+        self.active = False
+        logging.info("profile of steps %d-%d written to %s/plugins/profile", self.start, self.end, self.logdir)

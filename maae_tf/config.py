@@ -73,7 +73,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.beta_1 = 0.5
     c.beta_2 = 0.999
     c.train_steps = 200_000
-    c.precision = "float32"  # "auto" | "float32" | "mixed_bfloat16" (maae_tf/precision.py)
+    c.precision = "float32"  # "auto" | "float32" | "mixed_float16" | "mixed_bfloat16" (maae_tf/precision.py)
+
+    # --- scale (maae_tf/distribute.py) ---
+    c.strategy = "auto"  # "auto" | "one_device" | "mirrored" | "multi_worker" | "tpu"; batch_size is global
+    c.jit_compile = False  # XLA-compile the training step (one device only)
 
     # --- bookkeeping ---
     c.log_every = 50  # progress line and TensorBoard scalars
@@ -114,6 +118,10 @@ def check(c: ml_collections.ConfigDict) -> None:
 
     if c.precision not in precision.SUPPORTED:
         precision.apply(c.precision)  # raises, naming the supported values
+    from maae_tf import distribute
+
+    if c.strategy not in distribute.STRATEGIES:
+        distribute.resolve(c.strategy)  # raises, naming the supported values
     if c.batch_size < 1 or c.width <= 0:
         raise ValueError("batch_size and width must be positive")
 

@@ -42,7 +42,6 @@ class MAAE(keras.Model):
         # F_ID is optional for inference-only use (export, evaluation): pass identity=False.
         self.identity = build_identity(config) if identity is None else (identity or None)
         self.lattice = lattice.lattice_mask(encoder_geometry(), config.image_size, config.delta_mask)
-        self.seed_generator = keras.random.SeedGenerator(config.seed)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_TERMS}
 
     # ----- the generator -----------------------------------------------------------------------
@@ -65,6 +64,20 @@ class MAAE(keras.Model):
         return self.encoder.trainable_variables + self.decoder.trainable_variables
 
     # ----- training ------------------------------------------------------------------------------
+    def noise(self, kind: int, shape, uniform: bool = False):
+        """This replica's share of one global random draw: N(0, 1) (or U[0, 1)) of shape
+        [B·replicas, ...], seeded by (config.seed, kind, training step) and sliced at this replica's
+        examples. The step is therefore random in the same way on 1 device or N replicas with the
+        same global batch, and a resumed run draws exactly what an uninterrupted one would."""
+        ctx = tf.distribute.get_replica_context()
+        replicas, rid = ctx.num_replicas_in_sync, ctx.replica_id_in_sync_group
+        b = shape[0]
+        seed = tf.stack([tf.constant(self.cfg.seed * 7919 + kind, tf.int64),
+                         tf.cast(self.g_optimizer.iterations, tf.int64)])
+        full_shape = tf.concat([[b * replicas], shape[1:]], 0)
+        draw = (tf.random.stateless_uniform if uniform else tf.random.stateless_normal)(full_shape, seed)
+        return draw[rid * b:(rid + 1) * b]
+
     def compile(self, g_optimizer, d_optimizer, **kwargs):
         # optimizer=None: no unused default optimizer is created (and checkpointed).
         super().compile(optimizer=None, **kwargs)
@@ -91,8 +104,9 @@ class MAAE(keras.Model):
         with tf.GradientTape() as tape:
             # En(x) with the VAE's reparameterisation z = μ + σ·ε (Eq. 2)
             mu, logvar = self.encoder(x12, training=True)
-            eps = keras.random.normal(tf.shape(mu), seed=self.seed_generator, dtype=mu.dtype)
-            z = mu + tf.exp(0.5 * logvar) * eps
+            half = tf.shape(mu[:b])
+            eps = tf.concat([self.noise(1, half), self.noise(2, half)], 0)  # for x1, for x2
+            z = mu + tf.exp(0.5 * logvar) * tf.cast(eps, mu.dtype)
             z1, z2 = z[:b], z[b:]
             # reconstructions G(x, 0) and the adversarial edits G(x1, +δ0), G(x2, -δ0), one decoder call
             latents = [z1, z2, self.shift(z1, d0), self.shift(z2, -d0)]
@@ -100,7 +114,7 @@ class MAAE(keras.Model):
             if random_cycle:
                 # intermediate strengths d ~ U(0, δ0] in the cycle, so δ keeps its strength
                 # (paper §3.2 "we change the value in the training process", DESIGN.md §4)
-                d = d0 * (1.0 - keras.random.uniform((b,), seed=self.seed_generator))
+                d = d0 * (1.0 - self.noise(3, tf.reshape(b, [1]), uniform=True))
                 latents += [self.shift(z1, d), self.shift(z2, -d)]
             else:
                 d = d0
@@ -126,7 +140,8 @@ class MAAE(keras.Model):
                       + losses.mask_loss(r1, x1, m1) + losses.mask_loss(r2, x2, m2))
             g_loss = (w.alpha_vae * l_vae + w.alpha_gan * l_gan + w.alpha_id * l_id         # Eq. 6
                       + w.alpha_cycle * l_cycle + w.alpha_mask * l_mask)
-            g_scaled = g_loss * inv_replicas  # per-replica share of the global mean
+            # per-replica share of the global mean, times the loss scale under float16 (else 1)
+            g_scaled = self.g_optimizer.scale_loss(g_loss * inv_replicas)
         g_vars = self.generator_variables
         self.g_optimizer.apply_gradients(zip(tape.gradient(g_scaled, g_vars), g_vars))
 
@@ -138,7 +153,7 @@ class MAAE(keras.Model):
             r_x1, r_x2, f_p1, f_n2 = tf.split(logits, 4)
             d_loss = (losses.bce_logits(r_x1[:, NEGATIVE], 1.0) + losses.bce_logits(r_x2[:, POSITIVE], 1.0)
                       + losses.bce_logits(f_p1[:, POSITIVE], 0.0) + losses.bce_logits(f_n2[:, NEGATIVE], 0.0))
-            d_scaled = d_loss * inv_replicas
+            d_scaled = self.d_optimizer.scale_loss(d_loss * inv_replicas)
         d_vars = self.discriminator.trainable_variables
         self.d_optimizer.apply_gradients(zip(tape.gradient(d_scaled, d_vars), d_vars))
 
@@ -162,15 +177,22 @@ def learning_rate(config):
 
 
 def make_optimizers(config):
-    """Adam(lr 1e-4, β = (0.5, 0.999)) for G and for D (paper §4.1)."""
-    make = lambda name: keras.optimizers.Adam(learning_rate(config), config.beta_1, config.beta_2, name=name)
+    """Adam(lr 1e-4, β = (0.5, 0.999)) for G and for D (paper §4.1). Under the mixed_float16
+    policy each is wrapped in a LossScaleOptimizer (dynamic loss scale: apply_gradients unscales
+    and skips a step whose gradients are not finite); bfloat16 and float32 need no scaling."""
+    def make(name):
+        adam = keras.optimizers.Adam(learning_rate(config), config.beta_1, config.beta_2, name=name)
+        if keras.mixed_precision.global_policy().name == "mixed_float16":
+            return keras.optimizers.LossScaleOptimizer(adam, name=f"{name}_loss_scale")
+        return adam
     return make("g_adam"), make("d_adam")
 
 
 def build_model(config, identity=None) -> MAAE:
-    """An MAAE compiled with its two optimizers, ready for fit() or for restoring a checkpoint."""
+    """An MAAE compiled with its two optimizers (and XLA when config.jit_compile), ready for fit()
+    or for restoring a checkpoint. Build it inside `strategy.scope()` to distribute it."""
     model = MAAE(config, identity=identity)
-    model.compile(*make_optimizers(config))
+    model.compile(*make_optimizers(config), jit_compile=bool(config.get("jit_compile", False)))
     return model
 
 

@@ -1,17 +1,26 @@
 """Numeric precision of a run (`config.precision`).
 
-    "auto"             mixed_bfloat16 where the hardware computes bfloat16 natively (GPUs of compute
-                       capability >= 8.0; CPUs with AVX512-BF16 or AMX-BF16), else float32;
-                       the choice is logged
+    "auto"             picks for the hardware and logs its choice:
+                         GPU of compute capability >= 8.0 (Ampere, Hopper, …)  mixed_bfloat16
+                         GPU of compute capability 7.x (Volta, Turing: float16
+                           tensor cores, no bfloat16)                          mixed_float16
+                         TPU                                                   mixed_bfloat16
+                         CPU with AVX512-BF16 or AMX-BF16                      mixed_bfloat16
+                         anything else                                         float32
+                       (On Ampere+ bfloat16 runs the tensor cores as fast as float16 and needs no
+                       loss scaling, so it is preferred there.)
     "float32"          everything in float32 (default)
-    "mixed_bfloat16"   bfloat16 compute, float32 variables: ~1.5x faster training step on CPUs
-                       with AVX512-BF16/AMX (measured by `python -m maae_tf.bench`), and on
-                       Ampere+ GPUs and TPUs. No loss scaling is needed.
+    "mixed_float16"    float16 compute, float32 variables; both optimizers wrapped in
+                       keras.optimizers.LossScaleOptimizer (maae.make_optimizers). For GPUs: on a
+                       CPU float16 is emulated and ~6x slower than float32 (STACK-NOTES), so it
+                       is allowed there but logged as a warning.
+    "mixed_bfloat16"   bfloat16 compute, float32 variables: ~1.6x faster training step on CPUs
+                       with AVX512-BF16/AMX (`python -m maae_tf.bench`), and on Ampere+ GPUs and
+                       TPUs. No loss scaling is needed.
 
 The generator's output layer, D's logits, the VAE head and every loss stay float32 whatever the
-policy (models/*.py, losses.py). "mixed_float16" needs loss-scaled optimizers and is refused with
-a clear error until the training step wraps them. The policy is global in Keras: `apply` must run
-before the networks are built.
+policy (models/*.py, losses.py). The policy is global in Keras: `apply` must run before the
+networks are built.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ from __future__ import annotations
 import keras
 from absl import logging
 
-SUPPORTED = ("auto", "float32", "mixed_bfloat16")
+SUPPORTED = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 
 
 def cpu_has_bfloat16() -> bool:
@@ -40,18 +49,24 @@ def resolve(precision: str) -> str:
 
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
-        cc = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))
-        return "mixed_bfloat16" if tuple(cc) >= (8, 0) else "float32"
+        cc = tuple(tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0)))
+        return "mixed_bfloat16" if cc >= (8, 0) else "mixed_float16" if cc >= (7, 0) else "float32"
+    if tf.config.list_physical_devices("TPU"):
+        return "mixed_bfloat16"
     return "mixed_bfloat16" if cpu_has_bfloat16() else "float32"
 
 
 def apply(precision: str) -> str:
     """Sets Keras' global dtype policy for `precision`; returns the policy's name."""
     if precision not in SUPPORTED:
-        raise ValueError(f"precision must be one of {', '.join(SUPPORTED)}, got {precision!r}"
-                         + (" (float16 needs loss scaling, not wired into the training step yet)"
-                            if precision == "mixed_float16" else ""))
+        raise ValueError(f"precision must be one of {', '.join(SUPPORTED)}, got {precision!r}")
     policy = resolve(precision)
+    if policy == "mixed_float16":
+        import tensorflow as tf
+
+        if not tf.config.list_physical_devices("GPU"):
+            logging.warning("precision mixed_float16 on a CPU: float16 is emulated there and much slower "
+                            "than float32; use mixed_bfloat16 (AVX512-BF16/AMX CPUs) or float32")
     keras.mixed_precision.set_global_policy(policy)
     logging.info("dtype policy: %s%s", policy, " (precision=auto)" if precision == "auto" else "")
     return policy

@@ -23,17 +23,18 @@ from ml_collections import config_flags
 
 from maae_tf import attributes
 from maae_tf import config as config_lib
-from maae_tf import precision
-from maae_tf.callbacks import Checkpointer, TrainMonitor, global_step
+from maae_tf import distribute, precision
+from maae_tf.callbacks import Checkpointer, Profiler, TrainMonitor, global_step
 from maae_tf.data import celeba
 from maae_tf.maae import build_model, checkpoint
 
 # Settings that may change when a run is resumed; all others must match the saved config.json.
 RESUMABLE_KEYS = ("train_steps", "log_every", "image_every", "checkpoint_every", "keep_checkpoints", "eval",
-                  "shuffle_buffer")
+                  "shuffle_buffer", "strategy", "jit_compile")
 
 flags.DEFINE_string("attr", None, "Attribute to learn (snake_case alias or CelebA name); overrides config.attr.")
 flags.DEFINE_string("workdir", None, "Run folder (config, checkpoints, summaries); default runs/<attr>.")
+flags.DEFINE_string("profile_steps", None, "START,END: write a TensorBoard profile of these global steps.")
 config_flags.DEFINE_config_file("config", config_lib.DEFAULT_CONFIG,
                                 "Config file; override keys with --config.key=value.", lock_config=False)
 FLAGS = flags.FLAGS
@@ -83,21 +84,43 @@ def report_device() -> None:
         logging.warning("=" * 78)
 
 
-def train(cfg, workdir: str) -> keras.Model:
-    """Trains (or resumes) the run in `workdir` to cfg.train_steps; returns the model."""
+def parse_profile_steps(value: str | None):
+    if not value:
+        return None
+    try:
+        start, end = (int(v) for v in value.split(","))
+    except ValueError:
+        raise ValueError(f"--profile_steps must be START,END (two integers), got {value!r}") from None
+    return start, end
+
+
+def train(cfg, workdir: str, profile_steps=None, strategy=None) -> keras.Model:
+    """Trains (or resumes) the run in `workdir` to cfg.train_steps; returns the model.
+    `strategy` overrides config.strategy (tests pass a MirroredStrategy over logical CPUs)."""
+    # first: MultiWorkerMirroredStrategy must exist before any other TensorFlow op runs
+    strategy = strategy or distribute.make_strategy(cfg.strategy)
+    distribute.check_jit(strategy, cfg.jit_compile)
+    multi_worker = distribute.kind_of(strategy) == "multi_worker"
+    if cfg.batch_size % strategy.num_replicas_in_sync:
+        raise ValueError(f"batch_size {cfg.batch_size} (the global batch) must be a multiple of the "
+                         f"{strategy.num_replicas_in_sync} replicas")
+    out = distribute.write_dir(workdir, strategy)  # workdir on the chief, a throwaway folder elsewhere
     prepare_data(cfg)
-    check_resume(cfg, workdir)
-    config_lib.save_workdir_config(cfg, workdir)
+    check_resume(cfg, out)
+    config_lib.save_workdir_config(cfg, out)
     report_device()
     keras.utils.set_random_seed(cfg.seed)
     precision.apply(cfg.precision)
 
-    model = build_model(cfg)
-    manager = tf.train.CheckpointManager(checkpoint(model), os.path.join(workdir, "checkpoints"),
+    with strategy.scope():
+        model = build_model(cfg)
+    manager = tf.train.CheckpointManager(checkpoint(model), os.path.join(out, "checkpoints"),
                                          max_to_keep=cfg.keep_checkpoints)
-    if manager.latest_checkpoint:
-        checkpoint(model).restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        logging.info("resumed from %s", manager.latest_checkpoint)
+    # every worker resumes from the chief's checkpoints (multi-host: keep workdir on shared storage)
+    latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    if latest:
+        checkpoint(model).restore(latest).assert_existing_objects_matched()
+        logging.info("resumed from %s", latest)
     step = global_step(model)
     if step >= cfg.train_steps:
         logging.info("already trained to step %d (train_steps=%d)", step, cfg.train_steps)
@@ -111,14 +134,22 @@ def train(cfg, workdir: str) -> keras.Model:
 
     per_epoch = cfg.checkpoint_every
     epochs = math.ceil(cfg.train_steps / per_epoch)
-    writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
-    logging.info("attribute %s: training steps %d -> %d, batch %d pairs, %d px, width %g, workdir %s",
-                 attributes.resolve(cfg.attr), step, epochs * per_epoch, cfg.batch_size, cfg.image_size,
-                 cfg.width, workdir)
-    model.fit(pairs, epochs=epochs, initial_epoch=step // per_epoch, steps_per_epoch=per_epoch, verbose=0, shuffle=False,
-              callbacks=[TrainMonitor(writer, cfg.batch_size, cfg.log_every, cfg.image_every, held_out,
-                                      cfg.delta_max),
-                         Checkpointer(manager)])
+    writer = tf.summary.create_file_writer(os.path.join(out, "tensorboard"))
+    monitor = TrainMonitor(writer, cfg.batch_size, cfg.log_every, cfg.image_every, held_out, cfg.delta_max)
+    checkpointer = Checkpointer(manager)
+    callbacks = [monitor]
+    if profile_steps:
+        callbacks.append(Profiler(os.path.join(out, "tensorboard"), *profile_steps))
+    logging.info("attribute %s: training steps %d -> %d, global batch %d pairs on %d replica(s), %d px, width %g, "
+                 "workdir %s", attributes.resolve(cfg.attr), step, epochs * per_epoch, cfg.batch_size,
+                 strategy.num_replicas_in_sync, cfg.image_size, cfg.width, workdir)
+    if multi_worker:
+        checkpointer.set_model(model)
+        distribute.custom_loop(model, strategy, pairs, epochs * per_epoch - step, callbacks,
+                               checkpoint_every=per_epoch, on_checkpoint=checkpointer.save)
+    else:
+        model.fit(pairs, epochs=epochs, initial_epoch=step // per_epoch, steps_per_epoch=per_epoch, verbose=0,
+                  shuffle=False, callbacks=callbacks + [checkpointer])
     writer.flush()
     return model
 
@@ -129,7 +160,7 @@ def main(argv):
     try:
         cfg = resolve_config(FLAGS.config, FLAGS.attr)
         workdir = FLAGS.workdir or os.path.join("runs", attributes.snake(cfg.attr))
-        train(cfg, workdir)
+        train(cfg, workdir, parse_profile_steps(FLAGS.profile_steps))
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

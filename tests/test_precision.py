@@ -1,5 +1,6 @@
-"""config.precision: bfloat16 compute keeps float32 heads and finite losses; unsupported names
-are refused with the supported ones listed."""
+"""config.precision: float16 (loss-scaled) and bfloat16 compute keep float32 heads and train to
+losses close to float32's from the same weights; `auto` picks per hardware; unsupported names are
+refused with the supported ones listed."""
 
 import keras
 import numpy as np
@@ -25,32 +26,64 @@ def small_config():
 
 def test_unsupported_precision_is_refused():
     c = small_config()
-    c.precision = "mixed_float16"
-    with pytest.raises(ValueError, match="auto, float32, mixed_bfloat16"):
+    c.precision = "float64"
+    with pytest.raises(ValueError, match="auto, float32, mixed_float16, mixed_bfloat16"):
         check(c)
-    with pytest.raises(ValueError, match="auto, float32, mixed_bfloat16"):
+    with pytest.raises(ValueError, match="auto, float32, mixed_float16, mixed_bfloat16"):
         precision.apply("float64")
 
 
-def test_bfloat16_step_is_finite_and_close_to_float32(restore_policy):
+STEPS = 3
+
+
+def test_every_policy_trains_close_to_float32_from_the_same_weights(restore_policy):
     rng = np.random.default_rng(0)
     data = {k: tf.constant(rng.uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)) for k in ("x1", "x2")}
     data.update({k: tf.ones((2, 32, 32, 1)) for k in ("m1", "m2")})
+    precision.apply("float32")
+    weights = build_model(small_config()).get_weights()
     results = {}
-    for policy in ("float32", "mixed_bfloat16"):
+    for policy in ("float32", "mixed_float16", "mixed_bfloat16"):
         precision.apply(policy)
-        keras.utils.set_random_seed(0)
         m = build_model(small_config())
-        assert m.decoder.get_layer("conv").compute_dtype == ("bfloat16" if policy != "float32" else "float32")
+        m.set_weights(weights)
+        low = {"float32": "float32", "mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}[policy]
+        assert m.decoder.get_layer("conv").compute_dtype == low
+        assert isinstance(m.g_optimizer, keras.optimizers.LossScaleOptimizer) == (policy == "mixed_float16")
+        assert isinstance(m.d_optimizer, keras.optimizers.LossScaleOptimizer) == (policy == "mixed_float16")
         y = m.generate(data["x1"], 2.0)
         mu, _ = m.encoder(data["x1"])
         assert y.dtype == tf.float32 and mu.dtype == tf.float32  # output layer and VAE head stay float32
+        assert m.discriminator(data["x1"]).dtype == tf.float32   # D's logits too
         assert all(v.dtype == "float32" for v in m.generator_variables)
-        results[policy] = {k: float(v) for k, v in tf.function(m.train_step)(data).items()}
-    for term, value in results["mixed_bfloat16"].items():
-        assert np.isfinite(value)
-        if term not in ("d_accuracy", "kl"):
-            assert value == pytest.approx(results["float32"][term], rel=0.05, abs=1e-3), term
+        step = tf.function(m.train_step)
+        calls = 0
+        # the dynamic loss scale starts at 2^15 and skips (and halves on) steps whose float16
+        # gradients overflow: compare after the same number of applied updates
+        while int(m.g_optimizer.iterations.numpy()) < STEPS:
+            logs = {k: float(v) for k, v in step(data).items()}
+            calls += 1
+        assert calls <= STEPS + 8
+        if policy == "mixed_float16":
+            assert float(m.g_optimizer.dynamic_scale.numpy()) == 2.0 ** 15 / 2 ** (calls - STEPS)
+        else:
+            assert calls == STEPS
+        results[policy] = logs
+    for policy in ("mixed_float16", "mixed_bfloat16"):
+        for term, value in results[policy].items():
+            assert np.isfinite(value), (policy, term)
+            if term not in ("d_accuracy", "kl"):
+                assert value == pytest.approx(results["float32"][term], rel=0.05, abs=1e-3), (policy, term)
+
+
+@pytest.mark.parametrize("cc, policy", [((9, 0), "mixed_bfloat16"), ((8, 0), "mixed_bfloat16"),
+                                        ((7, 5), "mixed_float16"), ((7, 0), "mixed_float16"),
+                                        ((6, 1), "float32")])
+def test_auto_on_gpus_by_compute_capability(monkeypatch, cc, policy):
+    gpu = tf.config.PhysicalDevice("/physical_device:GPU:0", "GPU")
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [gpu] if kind == "GPU" else [])
+    monkeypatch.setattr(tf.config.experimental, "get_device_details", lambda d: {"compute_capability": cc})
+    assert precision.resolve("auto") == policy
 
 
 def test_auto_picks_bfloat16_only_where_the_hardware_has_it(restore_policy, monkeypatch):

@@ -1,6 +1,6 @@
 """`python -m maae_tf.train`: the missing-dataset message, a short run's workdir (config.json,
-checkpoints, TensorBoard scalars and images), resuming after kill -9, and refusing to resume a
-workdir with other settings."""
+checkpoints, TensorBoard scalars, images and a profile), resuming after kill -9, and refusing to
+resume a workdir with other settings."""
 
 import json
 import os
@@ -58,8 +58,10 @@ def test_unknown_attribute_lists_the_valid_ones(tmp_path, synth):
 
 def test_short_run_writes_config_checkpoints_and_summaries(tmp_path, synth):
     workdir = tmp_path / "run"
-    r = run(train_cmd(workdir, synth, "--config.train_steps=4", "--config.checkpoint_every=2"))
+    r = run(train_cmd(workdir, synth, "--config.train_steps=4", "--config.checkpoint_every=2",
+                      "--profile_steps=1,3"))
     assert r.returncode == 0, r.stderr[-3000:]
+    assert list((workdir / "tensorboard" / "plugins" / "profile").glob("*/*.xplane.pb"))  # --profile_steps
     cfg = json.loads((workdir / "config.json").read_text())
     assert cfg["attr"] == "mouth_open" and cfg["image_size"] == 32
     assert checkpoint_steps(workdir) == [2, 4]
