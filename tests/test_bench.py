@@ -1,0 +1,82 @@
+"""`python -m maae_tf.bench`: the analytic FLOP count (checked against the peer yardstick's
+independent count when ../shared/bench is present) and the figures the command prints."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from maae_tf import bench
+from maae_tf.config import base_config
+from maae_tf.maae import MAAE
+
+REPO = Path(__file__).resolve().parents[1]
+YARDSTICK = REPO.parent / "shared" / "bench" / "flops.py"
+
+
+def config(size, width, **kw):
+    c = base_config()
+    c.image_size, c.width, c.identity.source = size, width, "random"
+    for k, v in kw.items():
+        c[k] = v
+    return c
+
+
+@pytest.mark.skipif(not YARDSTICK.exists(), reason="../shared/bench/flops.py not present")
+@pytest.mark.parametrize("size, width", [(64, 0.25), (128, 0.5)])
+def test_forward_macs_equal_the_yardsticks_count(size, width):
+    spec = importlib.util.spec_from_file_location("yardstick_flops", YARDSTICK)
+    ref = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ref)
+    m = MAAE(config(size, width))  # transposed-conv decoder, as the yardstick
+    for ours, theirs in ((m.encoder, ref.encoder), (m.decoder, ref.decoder), (m.discriminator, ref.disc),
+                         (m.identity, ref.idnet)):
+        assert bench.forward_macs(ours) == sum(macs for _, macs in theirs(size, width)), ours.name
+
+
+def test_step_flops_follow_the_pass_counts():
+    c = config(32, 0.0625, batch_size=3, cycle_strength="fixed")
+    m = MAAE(c)
+    flops = bench.step_flops(m, c)
+    assert flops["encoder"] == 2 * bench.forward_macs(m.encoder) * 3 * (4 + 2 * 4)
+    assert flops["decoder"] == 2 * bench.forward_macs(m.decoder) * 3 * (6 + 2 * 6)
+    assert flops["discriminator"] == 2 * bench.forward_macs(m.discriminator) * 3 * (6 + 2 * 6)
+    assert flops["identity"] == 2 * bench.forward_macs(m.identity) * 3 * (4 + 2 * 2)
+    assert flops["total"] == sum(v for k, v in flops.items() if k != "total")
+    c.cycle_strength = "random"  # two more decoder passes, forward and backward
+    assert bench.step_flops(m, c)["decoder"] == 2 * bench.forward_macs(m.decoder) * 3 * (8 + 2 * 8)
+    up = MAAE(config(32, 0.0625, upsample="resize"))
+    assert bench.forward_macs(up.decoder) > bench.forward_macs(m.decoder)  # convs at the upsampled size
+
+
+def test_bench_command_prints_every_figure(tiny_celeba):
+    r = subprocess.run([sys.executable, "-m", "maae_tf.bench", "--config=configs/quickstart.py", "--size=32",
+                        "--batch=2", "--width=0.0625", "--steps=1", "--precision=float32", "--pipeline_batches=2",
+                        f"--config.data_dir={tiny_celeba}", "--torch_python=", "--json"],
+                       cwd=REPO, capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    for key in ("pairs_per_s", "ms_per_step", "step_gflop", "achieved_gflops", "matmul_peak_gflops",
+                "matmul_peak_bf16_gflops", "share_of_peak", "pipeline_pairs_per_s"):
+        assert isinstance(out[key], (int, float)) and out[key] > 0, key
+    assert out["precision"] == "float32" and len(out["runs"]) == 1 and out["torch_reference"] is None
+    assert out["achieved_gflops"] == pytest.approx(out["step_gflop"] / out["ms_per_step"] * 1000, rel=0.01)
+
+
+def test_report_names_what_is_missing():
+    r = {"size": 32, "batch": 2, "width": 0.0625, "upsample": "resize", "cycle_strength": "random",
+         "jit_compile": False, "device": "CPU", "step_gflop": 1.0, "step_gflop_per_network": {"encoder": 1.0},
+         "matmul_peak_gflops": 100.0, "matmul_peak_bf16_gflops": 200.0, "pipeline_pairs_per_s": None,
+         "pipeline_source": "no dataset at data/x", "torch_reference": None,
+         "runs": [{"precision": "float32", "ms_per_step": 10.0, "pairs_per_s": 200.0, "achieved_gflops": 100.0,
+                   "share_of_peak": 1.0, "vs_torch": None}]}
+    text = bench.report(r)
+    assert "input pipeline: n/a (no dataset at data/x)" in text
+    assert "PyTorch reference: n/a" in text and "| float32 | 10.0 | 200.00 | 100.0 | 100 % | n/a |" in text
