@@ -2,7 +2,7 @@
 
     "auto"          multi_worker when TF_CONFIG describes a cluster of several tasks, mirrored when
                     more than one GPU is visible, else one_device
-    "one_device"    the first GPU, or the CPU
+    "one_device"    TensorFlow's default strategy: the first GPU, or the CPU
     "mirrored"      tf.distribute.MirroredStrategy over every local GPU (synchronous data
                     parallelism on one host); trains with Keras fit()
     "multi_worker"  tf.distribute.MultiWorkerMirroredStrategy across hosts, configured by the
@@ -65,8 +65,7 @@ def make_strategy(name: str, devices=None) -> tf.distribute.Strategy:
     every GPU). Must be called before any other TensorFlow op when it is multi_worker."""
     kind = resolve(name)
     if kind == "one_device":
-        gpus = tf.config.list_logical_devices("GPU")
-        strategy = tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+        strategy = tf.distribute.get_strategy()  # no wrapper: what Keras does without a strategy
     elif kind == "mirrored":
         strategy = tf.distribute.MirroredStrategy(devices)
     elif kind == "multi_worker":
