@@ -20,9 +20,15 @@ setup(
         "opencv-python-headless>=4.9",
         "numpy>=1.26",
         "grpcio>=1.60",
+        "pillow>=10",  # photos with EXIF orientation, grayscale, RGBA, WebP (maae_tf.files.read_photo)
     ],
     extras_require={
-        "dev": ["pytest>=8", "hypothesis>=6.100"],
+        # maae_tf.edit's face detection: dlib's HOG detector (binary wheel) and its 68- and
+        # 5-point landmark models (shipped in face-recognition-models, ~100 MB sdist).
+        "faces": ["dlib-bin>=19.24", "face-recognition-models>=0.3"],
+        # TensorBoard's Profile tab for `python -m maae_tf.train --profile_steps=START,END`
+        "profile": ["tensorboard-plugin-profile"],
+        "dev": ["pytest>=8", "hypothesis>=6.100", "dlib-bin>=19.24", "face-recognition-models>=0.3"],
     },
     entry_points={
         "console_scripts": [
@@ -33,6 +39,7 @@ setup(
             "maae-export=maae_tf.export:run",
             "maae-client=maae_tf.serving.client:run",
             "maae-serving-bench=maae_tf.serving.bench:run",
+            "maae-edit=maae_tf.edit:run",
         ]
     },
 )
