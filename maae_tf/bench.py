@@ -44,16 +44,6 @@ from maae_tf.maae import build_model
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCE = os.path.join(os.path.dirname(REPO), "shared", "bench", "torch_reference.py")
 
-flags.DEFINE_integer("size", None, "Image size S (default: the config's).")
-flags.DEFINE_integer("batch", None, "Pairs per step (default: the config's).")
-flags.DEFINE_float("width", None, "Channel width factor (default: the config's).")
-flags.DEFINE_integer("steps", 5, "Timed steps (after 2 warm-up steps).")
-flags.DEFINE_list("precision", ["float32", "auto"], "Precisions to time (auto: what precision=auto picks here).")
-flags.DEFINE_integer("pipeline_batches", 30, "Batches read to time the input pipeline (0: skip).")
-flags.DEFINE_string("torch_python", "/tmp/torchvenv/bin/python", "Python with torch for the reference ('' skips).")
-flags.DEFINE_string("reference", REFERENCE, "The PyTorch reference step (torch_reference.py).")
-flags.DEFINE_bool("json", False, "Print one JSON object.")
-config_flags.DEFINE_config_file("config", config_lib.DEFAULT_CONFIG, "Config file.", lock_config=False)
 FLAGS = flags.FLAGS
 
 
@@ -204,7 +194,10 @@ def benchmark(cfg, precisions, steps: int, pipeline_batches: int = 0, torch_pyth
             "step_gflop_per_network": {k: round(v / 1e9, 2) for k, v in flops.items() if k != "total"},
             "matmul_peak_gflops": round(peaks["float32"], 1), "matmul_peak_bf16_gflops": round(peaks["bfloat16"], 1),
             "pipeline_pairs_per_s": round(pipe, 1) if pipe else None, "pipeline_source": pipe_source,
-            "torch_reference": ref, "device": device_name(), "runs": runs, **runs[0]}
+            "torch_reference": ref, "torch_reference_note": None if ref else (
+                "skipped (--torch_python is empty)" if not torch_python else
+                f"not found ({reference} or {torch_python} missing, or the run failed)"),
+            "device": device_name(), "runs": runs, **runs[0]}
 
 
 def keras_policy_reset():
@@ -238,7 +231,7 @@ def report(r: dict) -> str:
                  if r["pipeline_pairs_per_s"] else f"input pipeline: n/a ({r['pipeline_source']})")
     ref = r["torch_reference"]
     lines.append(f"PyTorch reference ({ref['what']}): {ref['ms_per_step']:.1f} ms/step, {ref['pairs_per_s']:.2f} pairs/s"
-                 if ref else "PyTorch reference: n/a (no torch_reference.py or no Python with torch)")
+                 if ref else f"PyTorch reference: n/a ({r.get('torch_reference_note') or 'not run'})")
     return "\n".join(lines)
 
 
@@ -258,7 +251,22 @@ def main(argv):
     print(json.dumps(r) if FLAGS.json else report(r))
 
 
+def define_flags() -> None:
+    """Flags defined when the command runs, not at import (see maae_tf.train.define_flags)."""
+    flags.DEFINE_integer("size", None, "Image size S (default: the config's).")
+    flags.DEFINE_integer("batch", None, "Pairs per step (default: the config's).")
+    flags.DEFINE_float("width", None, "Channel width factor (default: the config's).")
+    flags.DEFINE_integer("steps", 5, "Timed steps (after 2 warm-up steps).")
+    flags.DEFINE_list("precision", ["float32", "auto"], "Precisions to time (auto: what precision=auto picks here).")
+    flags.DEFINE_integer("pipeline_batches", 30, "Batches read to time the input pipeline (0: skip).")
+    flags.DEFINE_string("torch_python", "/tmp/torchvenv/bin/python", "Python with torch for the reference ('' skips).")
+    flags.DEFINE_string("reference", REFERENCE, "The PyTorch reference step (torch_reference.py).")
+    flags.DEFINE_bool("json", False, "Print one JSON object.")
+    config_flags.DEFINE_config_file("config", config_lib.DEFAULT_CONFIG, "Config file.", lock_config=False)
+
+
 def run():
+    define_flags()
     app.run(main)
 
 

@@ -32,11 +32,6 @@ from maae_tf.maae import build_model, checkpoint
 RESUMABLE_KEYS = ("train_steps", "log_every", "image_every", "checkpoint_every", "keep_checkpoints", "eval",
                   "shuffle_buffer", "strategy", "jit_compile")
 
-flags.DEFINE_string("attr", None, "Attribute to learn (snake_case alias or CelebA name); overrides config.attr.")
-flags.DEFINE_string("workdir", None, "Run folder (config, checkpoints, summaries); default runs/<attr>.")
-flags.DEFINE_string("profile_steps", None, "START,END: write a TensorBoard profile of these global steps.")
-config_flags.DEFINE_config_file("config", config_lib.DEFAULT_CONFIG,
-                                "Config file; override keys with --config.key=value.", lock_config=False)
 FLAGS = flags.FLAGS
 
 
@@ -167,7 +162,18 @@ def main(argv):
     logging.info("done: %s", workdir)
 
 
+def define_flags() -> None:
+    """The command's flags, defined when it runs (not at import, so that importing this module
+    next to another command's module never defines a flag twice)."""
+    flags.DEFINE_string("attr", None, "Attribute to learn (snake_case alias or CelebA name); overrides config.attr.")
+    flags.DEFINE_string("workdir", None, "Run folder (config, checkpoints, summaries); default runs/<attr>.")
+    flags.DEFINE_string("profile_steps", None, "START,END: write a TensorBoard profile of these global steps.")
+    config_flags.DEFINE_config_file("config", config_lib.DEFAULT_CONFIG,
+                                    "Config file; override keys with --config.key=value.", lock_config=False)
+
+
 def run():
+    define_flags()
     app.run(main)
 
 

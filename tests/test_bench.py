@@ -75,8 +75,9 @@ def test_report_names_what_is_missing():
          "jit_compile": False, "device": "CPU", "step_gflop": 1.0, "step_gflop_per_network": {"encoder": 1.0},
          "matmul_peak_gflops": 100.0, "matmul_peak_bf16_gflops": 200.0, "pipeline_pairs_per_s": None,
          "pipeline_source": "no dataset at data/x", "torch_reference": None,
+         "torch_reference_note": "skipped (--torch_python is empty)",
          "runs": [{"precision": "float32", "ms_per_step": 10.0, "pairs_per_s": 200.0, "achieved_gflops": 100.0,
                    "share_of_peak": 1.0, "vs_torch": None}]}
     text = bench.report(r)
     assert "input pipeline: n/a (no dataset at data/x)" in text
-    assert "PyTorch reference: n/a" in text and "| float32 | 10.0 | 200.00 | 100.0 | 100 % | n/a |" in text
+    assert "PyTorch reference: n/a (skipped (--torch_python is empty))" in text and "| float32 | 10.0 | 200.00 | 100.0 | 100 % | n/a |" in text
