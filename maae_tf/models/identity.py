@@ -4,12 +4,14 @@ conv1_1 ... conv4_1 with the three max pools, named as Keras' VGG16 names them
 
 Weight sources (config.identity.source), DESIGN.md §2:
   "h5"       a Keras/h5 weight file the user gives (config.identity.weights_path), e.g. VGG-Face
-             converted to Keras. Expected: one group per conv layer named as above, each holding a
+             converted to Keras, or one written by `python -m maae_tf.train_identity`. Expected: one group per conv layer named as above, each holding a
              4-D kernel [3, 3, in, out] and a 1-D bias (Keras' own VGG16 files and files saved by
              `save_weights` of this network both fit). A missing file or layer is an error.
   "imagenet" Keras' ImageNet VGG16 weights (downloaded once by Keras, cached in ~/.keras).
   "random"   random frozen weights: only for tests and offline quickstarts, always with a warning.
-Pretrained sources need the full VGG16 widths; "random" scales with config.width.
+"imagenet" has VGG16's widths; "random" scales with config.width; "h5" takes the width of the
+file (block1_conv1's filters / 64), so narrow networks from `python -m maae_tf.train_identity`
+load too.
 Input: images in [-1, 1]; VGG's caffe preprocessing (BGR, mean subtraction) happens inside.
 """
 
@@ -72,6 +74,19 @@ def _find_kernel_bias(f: h5py.File, layer: str):
     return found[0] if found else None
 
 
+def h5_width(path: str) -> float:
+    """The width factor of the weights in `path` (block1_conv1's filters / 64): 1.0 for VGG16 /
+    VGG-Face files, less for narrow networks trained by `python -m maae_tf.train_identity`."""
+    if not path or not os.path.exists(path):
+        raise FileNotFoundError(f"identity weights file not found: {path!r} (config.identity.weights_path)")
+    with h5py.File(path, "r") as f:
+        pair = _find_kernel_bias(f, CONV_LAYERS[0])
+    if pair is None:
+        raise ValueError(f"{path}: no kernel/bias found for layer {CONV_LAYERS[0]!r}; expected layers "
+                         f"{', '.join(CONV_LAYERS)}")
+    return pair[0].shape[-1] / 64
+
+
 def load_h5_weights(model: keras.Model, path: str) -> None:
     """Loads conv kernels and biases by layer name (see module doc) from `path`."""
     if not path or not os.path.exists(path):
@@ -101,7 +116,7 @@ def build_identity(config) -> keras.Model:
             "compares random VGG features, not face identity. Fine for tests and the synthetic "
             "quickstart; for real faces set identity.source='h5' with VGG-Face weights or 'imagenet'.")
     elif source == "h5":
-        model = _build(size, 1.0)
+        model = _build(size, h5_width(config.identity.weights_path))
         load_h5_weights(model, config.identity.weights_path)
     elif source == "imagenet":
         model = _build(size, 1.0)
