@@ -35,6 +35,8 @@ setup(
             "maae-train=maae_tf.train:run",
             "maae-evaluate=maae_tf.evaluate:run",
             "maae-synthetic=maae_tf.data.synthetic:run",
+            "maae-prepare=maae_tf.data.prepare:run",
+            "maae-train-identity=maae_tf.train_identity:run",
             "maae-bench=maae_tf.bench:run",
             "maae-export=maae_tf.export:run",
             "maae-client=maae_tf.serving.client:run",

@@ -64,22 +64,30 @@ def train_dataset(config, attrs, batch: int, seed: int = 0) -> tf.data.Dataset:
     """Endless shuffled batches (images [b, S, S, 3], labels [b, len(attrs)] 0/1) of the train split,
     with seeded random horizontal flips."""
     names, cols = _columns(attrs)
-    paths, labels = celeba.split_files(config, "train")
-    if not paths:
-        raise ValueError(f"the train split of {config.data_dir!r} is empty: the classifier needs images")
-    y = ((labels[:, cols].astype(np.float32) + 1.0) / 2.0)
-    ds = tf.data.Dataset.from_tensor_slices((tf.constant(paths, tf.string), y))
-    ds = ds.shuffle(max(1, min(len(paths), int(config.shuffle_buffer))), seed=seed,
-                    reshuffle_each_iteration=True).repeat()
+    from maae_tf.data import records
+
+    if records.is_prepared(config.data_dir):  # TFRecords from maae_tf.data.prepare
+        ds = records.images_dataset(config, "train", batch_size=256).unbatch()
+        ds = ds.map(lambda e: (e["image"], tf.gather(e["labels"], cols, axis=-1)))
+        ds = ds.shuffle(int(config.shuffle_buffer), seed=seed, reshuffle_each_iteration=True).repeat()
+    else:
+        paths, labels = celeba.split_files(config, "train")
+        if not paths:
+            raise ValueError(f"the train split of {config.data_dir!r} is empty: the classifier needs images")
+        y = ((labels[:, cols].astype(np.float32) + 1.0) / 2.0)
+        ds = tf.data.Dataset.from_tensor_slices((tf.constant(paths, tf.string), y))
+        ds = ds.shuffle(max(1, min(len(paths), int(config.shuffle_buffer))), seed=seed,
+                        reshuffle_each_iteration=True).repeat()
+        ds = ds.map(lambda path, label: (celeba.load_example(path, "", config)[0], label),
+                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.enumerate()
 
-    def load(i, item):
-        path, label = item
-        image, _ = celeba.load_example(path, "", config)
+    def flip(i, item):
+        image, label = item
         image = tf.image.stateless_random_flip_left_right(image, tf.stack([tf.cast(seed, tf.int64), i]))
         return image, label
 
-    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.map(flip, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(int(batch), drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 

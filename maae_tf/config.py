@@ -32,6 +32,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.crop_left = 3 / 178
     c.crop_height = 170 / 218
     c.crop_width = 170 / 178
+    # Splits (docs/data.md): "official" = list_eval_partition.txt; "paper" = the paper's protocol,
+    # split_test_per_attribute test images for `attr` (half positives, half negatives, drawn by
+    # `seed` from all images), the rest for training, no val split.
+    c.split_protocol = "official"
+    c.split_test_per_attribute = 1000
     c.batch_size = 64  # pairs (x1 negative, x2 positive) per step
     c.shuffle_buffer = 2048
     c.synthetic = ml_collections.ConfigDict()
@@ -100,6 +105,10 @@ def check(c: ml_collections.ConfigDict) -> None:
     attributes.resolve(c.attr)
     if c.image_size % 32 or c.image_size < 32:
         raise ValueError(f"image_size must be a positive multiple of 32, got {c.image_size}")
+    if c.split_protocol not in ("official", "paper"):
+        raise ValueError(f"split_protocol must be 'official' or 'paper', got {c.split_protocol!r}")
+    if c.split_test_per_attribute < 2:
+        raise ValueError(f"split_test_per_attribute must be at least 2, got {c.split_test_per_attribute}")
     if c.delta_mask not in ("lattice", "entire"):
         raise ValueError(f"delta_mask must be 'lattice' or 'entire', got {c.delta_mask!r}")
     if c.cycle_strength not in ("random", "fixed"):

@@ -133,11 +133,11 @@ def distribute(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset, files
 
 
 def custom_loop(model, strategy: tf.distribute.Strategy, dataset: tf.data.Dataset, steps: int, callbacks=(),
-                checkpoint_every: int = 0, on_checkpoint=None):
+                checkpoint_every: int = 0, on_checkpoint=None, files_sharded: bool = False):
     """Trains `model` for `steps` steps with strategy.run(model.train_step) (the multi-worker
     path): the Keras callbacks get on_train_begin / on_train_batch_end(logs) / on_train_end like
     fit() gives them, and `on_checkpoint()` runs every `checkpoint_every` steps and at the end."""
-    iterator = iter(distribute(strategy, dataset))
+    iterator = iter(distribute(strategy, dataset, files_sharded))
 
     @tf.function
     def step_fn(it):

@@ -44,8 +44,12 @@ def resolve_config(cfg, attr: str | None):
 
 
 def prepare_data(cfg) -> None:
-    """Builds the synthetic set when the config asks for it, then checks the CelebA layout."""
-    if cfg.synthetic.build_if_missing and not os.path.exists(os.path.join(cfg.data_dir, "list_attr_celeba.txt")):
+    """Builds the synthetic set when the config asks for it, then checks the CelebA layout (or the
+    prepared TFRecords, `python -m maae_tf.data.prepare`)."""
+    from maae_tf.data import records
+
+    if (cfg.synthetic.build_if_missing and not records.is_prepared(cfg.data_dir)
+            and not os.path.exists(os.path.join(cfg.data_dir, "list_attr_celeba.txt"))):
         from maae_tf.data import synthetic
 
         logging.info("building the synthetic face set (%d images) in %s", cfg.synthetic.num, cfg.data_dir)
@@ -77,6 +81,21 @@ def report_device() -> None:
         logging.warning("NO GPU VISIBLE TO TENSORFLOW: TRAINING ON THE CPU (%d cores). Fine for the "
                         "quickstart; the CelebA config needs a GPU.", os.cpu_count())
         logging.warning("=" * 78)
+
+
+def edit_grid_images(cfg, n: int = 6):
+    """The fixed images of the TensorBoard edit grids: the first n of the test split, or of the
+    train split (logged) when the dataset has no test images (e.g. a small sample)."""
+    for split in ("test", "train"):
+        try:
+            batch = next(iter(celeba.images_dataset(cfg, split=split, limit=n, batch_size=n)), None)
+        except ValueError:  # a prepared folder without that split
+            batch = None
+        if batch is not None:
+            if split != "test":
+                logging.warning("no test images in %s: the edit grids show training images", cfg.data_dir)
+            return batch["image"]
+    raise ValueError(f"{cfg.data_dir}: no images in the test or train split")
 
 
 def parse_profile_steps(value: str | None):
@@ -125,7 +144,7 @@ def train(cfg, workdir: str, profile_steps=None, strategy=None) -> keras.Model:
     data_cfg = cfg.copy_and_resolve_references()
     data_cfg.seed = cfg.seed + step
     pairs = celeba.pairs_dataset(data_cfg, split="train")
-    held_out = next(iter(celeba.images_dataset(cfg, split="test", limit=6, batch_size=6)))["image"]
+    held_out = edit_grid_images(cfg)
 
     per_epoch = cfg.checkpoint_every
     epochs = math.ceil(cfg.train_steps / per_epoch)
@@ -140,8 +159,11 @@ def train(cfg, workdir: str, profile_steps=None, strategy=None) -> keras.Model:
                  strategy.num_replicas_in_sync, cfg.image_size, cfg.width, workdir)
     if multi_worker:
         checkpointer.set_model(model)
+        from maae_tf.data import records
+
         distribute.custom_loop(model, strategy, pairs, epochs * per_epoch - step, callbacks,
-                               checkpoint_every=per_epoch, on_checkpoint=checkpointer.save)
+                               checkpoint_every=per_epoch, on_checkpoint=checkpointer.save,
+                               files_sharded=records.is_prepared(cfg.data_dir))
     else:
         model.fit(pairs, epochs=epochs, initial_epoch=step // per_epoch, steps_per_epoch=per_epoch, verbose=0,
                   shuffle=False, callbacks=callbacks + [checkpointer])

@@ -66,7 +66,13 @@ _TAIL_BYTES = 64  # where the end marker (JPEG EOI / PNG IEND) is looked for
 
 
 def check_layout(data_dir: str) -> None:
-    """Raises FileNotFoundError naming what is missing under `data_dir`, with the expected layout."""
+    """Raises FileNotFoundError naming what is missing under `data_dir`, with the expected layout.
+    A folder prepared by `maae_tf.data.prepare` (it holds manifest.json) is checked as such."""
+    from maae_tf.data import records
+
+    if records.is_prepared(data_dir) or records.is_unfinished(data_dir):
+        records.check_prepared(data_dir)
+        return
     problems = []
     if not data_dir:
         problems.append("data_dir is not set (config.data_dir is empty)")
@@ -222,8 +228,18 @@ def split_files(config: ml_collections.ConfigDict, split: str) -> tuple[list[str
     if split != "all" and split not in SPLITS:
         raise ValueError(f"split must be one of {sorted(SPLITS) + ['all']}, got {split!r}")
     data_dir = config.data_dir
+    from maae_tf.data import records
+
+    if records.is_prepared(data_dir):
+        raise ValueError(f"{data_dir!r} holds prepared TFRecords, not image files: read it with "
+                         "pairs_dataset / images_dataset, or pass the CelebA release folder")
     filenames, labels = read_attributes(data_dir)
-    if split != "all":
+    if config.get("split_protocol", "official") == "paper":
+        keep = records.paper_split_mask(filenames, labels, attributes.index(attributes.resolve(config.attr)),
+                                        split, int(config.split_test_per_attribute), int(config.seed))
+        filenames = [f for f, k in zip(filenames, keep) if k]
+        labels = labels[keep]
+    elif split != "all":
         partition = read_partition(data_dir)
         want = SPLITS[split]
         keep = np.array([partition.get(f, -1) == want for f in filenames], dtype=bool)
@@ -385,8 +401,13 @@ def pairs_dataset(config: ml_collections.ConfigDict, split: str = "train") -> tf
 
     x1/x2: [B, S, S, 3] float32 in [-1, 1]; m1/m2: [B, S, S, 1] in [0, 1] (1 = background);
     B = config.batch_size. Two shuffled, repeated streams (one per side) zipped, seeded by
-    config.seed.
+    config.seed. A prepared `config.data_dir` (manifest.json) is read from its TFRecords
+    (`records.pairs_dataset`).
     """
+    from maae_tf.data import records
+
+    if records.is_prepared(config.data_dir):
+        return records.pairs_dataset(config, split)
     name = attributes.resolve(config.attr)
     column = attributes.index(name)
     paths, labels = split_files(config, split)
@@ -422,8 +443,13 @@ def images_dataset(config: ml_collections.ConfigDict, split: str = "test", limit
     """Finite, ordered batches {"image", "mask", "labels" ([b, 40] float32 0/1)} for evaluation.
 
     The first `limit` images of `split` (all when None), in the order of the attribute file; the
-    last partial batch is kept. `batch_size` defaults to config.batch_size.
+    last partial batch is kept. `batch_size` defaults to config.batch_size. A prepared
+    `config.data_dir` is read from its TFRecords (`records.images_dataset`, shard order).
     """
+    from maae_tf.data import records
+
+    if records.is_prepared(config.data_dir):
+        return records.images_dataset(config, split, limit, batch_size)
     paths, labels = split_files(config, split)
     if limit is not None:
         paths, labels = paths[:int(limit)], labels[:int(limit)]

@@ -1,0 +1,254 @@
+"""`python -m maae_tf.data.prepare` and the TFRecord readers (maae_tf/data/prepare.py, records.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import TINY_SPLITS, tiny_name, write_tiny_celeba
+from maae_tf import attributes
+from maae_tf.config import base_config
+from maae_tf.data import celeba, prepare, records
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SIZE = 32
+SHARD = 16  # 40 images -> 3 shards
+
+
+def _digests(out) -> dict:
+    return {n: hashlib.sha256(open(os.path.join(out, n), "rb").read()).hexdigest()
+            for n in sorted(os.listdir(out))}
+
+
+def _damaged_copy(root):
+    """The tiny set with image 3 truncated and image 6 deleted."""
+    src = write_tiny_celeba(root)
+    img = src / "img_align_celeba"
+    data = (img / tiny_name(2)).read_bytes()
+    (img / tiny_name(2)).write_bytes(data[: len(data) // 2])
+    (img / tiny_name(5)).unlink()
+    return src
+
+
+@pytest.fixture(scope="module")
+def damaged(tmp_path_factory):
+    return _damaged_copy(tmp_path_factory.mktemp("damaged") / "celeba")
+
+
+@pytest.fixture(scope="module")
+def prepared(damaged, tmp_path_factory):
+    out = tmp_path_factory.mktemp("prepared") / "records"
+    manifest = prepare.prepare(str(damaged), str(out), size=SIZE, masks="files", workers=1, shard_size=SHARD)
+    return out, manifest
+
+
+def _config(data_dir, **kw):
+    c = base_config()
+    c.data_dir = str(data_dir)
+    c.image_size = SIZE
+    c.batch_size = 4
+    c.shuffle_buffer = 64
+    for k, v in kw.items():
+        c[k] = v
+    return c
+
+
+def test_manifest_counts_and_failures(prepared):
+    out, manifest = prepared
+    on_disk = json.loads((out / "manifest.json").read_text())
+    assert on_disk == manifest
+    assert manifest["total"] == 38 and manifest["listed"] == 40
+    assert manifest["num_shards"] == 3 and manifest["shard_records"] == [14, 16, 8]
+    failures = {f["file"]: f["error"] for f in manifest["failures"]}
+    assert set(failures) == {tiny_name(2), tiny_name(5)}
+    assert "truncated" in failures[tiny_name(2)] and "missing" in failures[tiny_name(5)]
+    assert manifest["per_split"] == {"train": TINY_SPLITS[0] - 2, "val": TINY_SPLITS[1], "test": TINY_SPLITS[2]}
+    mouth = manifest["per_attribute"][attributes.resolve("mouth_open")]
+    assert mouth == {"positive": 19, "negative": 19}  # image 3 (positive) and 6 (negative) failed
+    assert manifest["per_mask_source"] == {"files": 38}
+    assert manifest["size"] == SIZE and len(manifest["crop"]) == 4
+    assert not [n for n in os.listdir(out) if n.endswith(".tmp")]
+
+
+def test_record_contents(prepared):
+    out, _ = prepared
+    ds = tf.data.TFRecordDataset(str(out / records.shard_name(0, 3)))
+    ex = tf.io.parse_single_example(next(iter(ds)), records.all_features())
+    assert ex["file"].numpy() == tiny_name(0).encode()
+    assert ex["mask_source"].numpy() == b"files"
+    assert ex["split"].numpy() == 0
+    assert ex["key"].numpy() == records.file_key(tiny_name(0))
+    labels = ex["labels"].numpy()
+    assert set(labels) <= {0, 1} and labels[attributes.index(attributes.resolve("mouth_open"))] == 1
+    image = tf.io.decode_jpeg(ex["image"]).numpy()
+    mask = tf.io.decode_png(ex["mask"]).numpy()
+    assert image.shape == (SIZE, SIZE, 3) and mask.shape == (SIZE, SIZE, 1)
+    assert mask[0, 0, 0] == 255 and mask[SIZE // 2, SIZE // 2, 0] == 0  # background corner, face centre
+
+
+def test_determinism_and_resume(damaged, prepared, tmp_path):
+    out, manifest = prepared
+    again = tmp_path / "again"
+    prepare.prepare(str(damaged), str(again), size=SIZE, masks="files", workers=1, shard_size=SHARD)
+    assert _digests(again) == _digests(out)  # identical shards, sidecars, manifest
+
+    # a "killed" run: one shard and its sidecar gone, a half-written .tmp left behind, no manifest
+    before = _digests(again)
+    mtimes = {n: os.stat(again / n).st_mtime_ns for n in os.listdir(again)}
+    (again / records.shard_name(1, 3)).unlink()
+    (again / records.shard_name(1, 3, "json")).unlink()
+    (again / "manifest.json").unlink()
+    (again / (records.shard_name(2, 3) + ".tmp")).write_bytes(b"half a shard")
+    with pytest.raises(FileNotFoundError, match="unfinished"):
+        celeba.check_layout(str(again))
+    prepare.prepare(str(damaged), str(again), size=SIZE, masks="files", workers=1, shard_size=SHARD)
+    assert _digests(again) == before
+    for k in (0, 2):  # kept, not rewritten
+        assert os.stat(again / records.shard_name(k, 3)).st_mtime_ns == mtimes[records.shard_name(k, 3)]
+
+    with pytest.raises(ValueError, match="other settings"):
+        prepare.prepare(str(damaged), str(again), size=64, masks="files", workers=1, shard_size=SHARD)
+
+
+def test_cli_errors_exit_2(tmp_path, tiny_celeba):
+    base = [sys.executable, "-m", "maae_tf.data.prepare"]
+    r = subprocess.run(base + [f"--celeba_dir={tmp_path / 'nope'}", f"--out={tmp_path / 'o1'}"],
+                       capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 2 and "does not exist" in r.stderr and not (tmp_path / "o1").exists()
+    r = subprocess.run(base + [f"--celeba_dir={tiny_celeba}", f"--out={tmp_path / 'o2'}", "--masks=bogus"],
+                       capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 2 and "unknown mask source" in r.stderr and not (tmp_path / "o2").exists()
+
+
+def test_cli_workers_same_bytes(damaged, prepared, tmp_path):
+    """Two worker processes, from the command line: the same files, byte for byte, as in-process."""
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "maae_tf.data.prepare", f"--celeba_dir={damaged}", f"--out={out}",
+                        f"--size={SIZE}", "--masks=files", "--workers=2", f"--shard_size={SHARD}"],
+                       capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "2 failed" in r.stdout and "images/s" in r.stderr and "ETA" in r.stderr
+    assert _digests(out) == _digests(prepared[0])
+
+
+def test_pairs_filtered_balanced(prepared):
+    out, _ = prepared
+    cfg = _config(out)
+    ds = celeba.pairs_dataset(cfg, "train")
+    for batch in ds.take(6):
+        x1, x2 = batch["x1"].numpy(), batch["x2"].numpy()
+        assert x1.shape == (4, SIZE, SIZE, 3) and batch["m1"].shape == (4, SIZE, SIZE, 1)
+        assert -1.0 <= x1.min() and x1.max() <= 1.0
+        centre = (slice(None), slice(SIZE // 2 - 3, SIZE // 2 + 3), slice(SIZE // 2 - 3, SIZE // 2 + 3))
+        # negatives are blue ellipses, positives red (conftest): the label filter picked each side
+        assert (x1[centre][..., 2].mean(axis=(1, 2)) > x1[centre][..., 0].mean(axis=(1, 2))).all()
+        assert (x2[centre][..., 0].mean(axis=(1, 2)) > x2[centre][..., 2].mean(axis=(1, 2))).all()
+        assert 0.0 <= float(batch["m1"].numpy().min()) and float(batch["m1"].numpy().max()) <= 1.0
+
+
+def test_filter_by_label_feature(prepared):
+    """The predicate keeps exactly the records of the split with the wanted label (label feature)."""
+    out, _ = prepared
+    cfg = _config(out)
+    column = attributes.index(attributes.resolve(cfg.attr))
+    rule, n_pos, n_neg = records._selection(cfg, "train")
+    ds = tf.data.Dataset.from_tensor_slices(records.shard_paths(str(out))).flat_map(tf.data.TFRecordDataset)
+    for side, n in ((0, n_neg), (1, n_pos)):
+        kept = [tf.io.parse_single_example(s, records.all_features())
+                for s in ds.filter(records._keep_fn(rule, column, side))]
+        assert len(kept) == n and n > 0
+        assert all(int(e["labels"][column]) == side and int(e["split"]) == 0 for e in kept)
+
+
+def test_images_match_file_path(prepared, damaged):
+    out, _ = prepared
+    got = next(iter(celeba.images_dataset(_config(out), "test", batch_size=64)))
+    want = next(iter(celeba.images_dataset(_config(damaged), "test", batch_size=64)))
+    assert got["image"].shape == want["image"].shape == (TINY_SPLITS[2], SIZE, SIZE, 3)
+    np.testing.assert_array_equal(got["labels"].numpy(), want["labels"].numpy())
+    assert float(tf.reduce_mean(tf.abs(got["image"] - want["image"]))) < 0.05  # resize filter + JPEG q95
+    assert float(tf.reduce_mean(tf.abs(got["mask"] - want["mask"]))) < 0.02
+    # read at another size than prepared: resized at read time
+    big = next(iter(celeba.images_dataset(_config(out, image_size=64), "test", limit=2)))
+    assert big["image"].shape == (2, 64, 64, 3) and big["mask"].shape == (2, 64, 64, 1)
+    with pytest.raises(ValueError, match="crop"):
+        celeba.images_dataset(_config(out, crop_top=0.0), "test")
+
+
+def _selected_files(cfg, split) -> list[str]:
+    rule, _, _ = records._selection(cfg, split)
+    column = attributes.index(attributes.resolve(cfg.attr))
+    ds = tf.data.Dataset.from_tensor_slices(records.shard_paths(cfg.data_dir)).flat_map(tf.data.TFRecordDataset)
+    return sorted(tf.io.parse_single_example(s, records.all_features())["file"].numpy().decode()
+                  for s in ds.filter(records._keep_fn(rule, column, None)))
+
+
+def test_paper_split_reproducible(tiny_celeba, tmp_path):
+    out = tmp_path / "records"
+    prepare.prepare(str(tiny_celeba), str(out), size=SIZE, masks="none", workers=1, shard_size=SHARD)
+    paper = dict(split_protocol="paper", split_test_per_attribute=10)
+    cfg = _config(out, seed=1, **paper)
+    _, n_pos, n_neg = records._selection(cfg, "test")
+    assert (n_pos, n_neg) == (5, 5)  # balanced
+    _, t_pos, t_neg = records._selection(cfg, "train")
+    assert t_pos + t_neg == 30  # all the rest, official val/test included
+    test = _selected_files(cfg, "test")
+    assert len(test) == 10 and not set(test) & set(_selected_files(cfg, "train"))
+    assert _selected_files(_config(out, seed=1, **paper), "test") == test  # same seed, same draw
+    assert _selected_files(_config(out, seed=2, **paper), "test") != test  # the seed decides
+    # the file-based reader draws the same images
+    by_files = celeba.split_files(_config(tiny_celeba, seed=1, **paper), "test")[0]
+    assert sorted(os.path.basename(p) for p in by_files) == test
+    batch = next(iter(celeba.images_dataset(cfg, "test", batch_size=64)))
+    assert len(batch["image"]) == 10
+    assert float(tf.reduce_max(batch["mask"])) == 0.0  # masks "none": zeros, as the file path gives
+    assert records.read_manifest(str(out))["per_mask_source"] == {"none": 40}
+    with pytest.raises(ValueError, match="no val split"):
+        celeba.images_dataset(cfg, "val")
+
+
+def _x1_digests(ds, batches):
+    return [hashlib.md5(x.tobytes()).hexdigest() for b in ds.take(batches) for x in b["x1"].numpy()]
+
+
+def test_file_sharding_across_workers(prepared):
+    """FILE auto-sharding (distribute.distribute(files_sharded=True)) and an explicit InputContext
+    give two workers disjoint shard files."""
+    from tensorflow.python.data.experimental.ops import distribute as tf_distribute
+
+    out, _ = prepared
+    cfg = _config(out, batch_size=1)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.FILE
+    seen = []
+    for index in range(2):
+        ds = records.images_dataset(cfg, "all", batch_size=1).with_options(options)
+        sharded = tf_distribute._AutoShardDataset(ds, num_workers=2, index=index, num_replicas=1)
+        seen.append(sum(int(b["image"].shape[0]) for b in sharded))
+    assert sum(seen) == 38 and min(seen) > 0  # every record once, split between the workers
+    # the pairs: FILE policy accepted (the file list is the source), explicit contexts disjoint
+    ds = records.pairs_dataset(_config(out, batch_size=2)).with_options(options)
+    assert len(_x1_digests(tf_distribute._AutoShardDataset(ds, num_workers=2, index=1, num_replicas=1), 2)) == 4
+    per_worker = [set(_x1_digests(records.pairs_dataset(
+        _config(out, batch_size=2), "train", tf.distribute.InputContext(2, i, 1)), 10)) for i in range(2)]
+    assert per_worker[0] and per_worker[1] and not per_worker[0] & per_worker[1]
+
+
+def test_train_steps_from_records(prepared, tmp_path):
+    out, _ = prepared
+    workdir = tmp_path / "run"
+    r = subprocess.run(
+        [sys.executable, "-m", "maae_tf.train", "--attr=mouth_open", "--config=configs/quickstart.py",
+         f"--config.data_dir={out}", "--config.synthetic.build_if_missing=False", f"--config.image_size={SIZE}",
+         "--config.width=0.0625", "--config.batch_size=2", "--config.train_steps=2", "--config.log_every=1",
+         "--config.checkpoint_every=2", "--config.image_every=1000", f"--workdir={workdir}"],
+        capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert os.path.exists(workdir / "checkpoints" / "checkpoint")
