@@ -49,6 +49,9 @@ def main(kind: str, out: str, init: str | None) -> None:
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     else:
         strategy = distribute.make_strategy(kind)
+    import keras
+
+    keras.utils.set_random_seed(0)  # the same initial weights in every process and every run
     with strategy.scope():
         model = build_model(tiny_config())
     if kind == "one_device" and init:
