@@ -157,7 +157,6 @@ def train_identity(data_dir: str, out: str, size: int = 64, width: float = 1.0, 
                    batch: int = 32, learning_rate: float = 3e-4, seed: int = 0) -> dict:
     """Trains the recogniser, writes `out` (h5) and `out`.json (the figures); returns the figures."""
     import keras
-    import tensorflow as tf
 
     from maae_tf.config import base_config
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from maae_tf.masks import SOURCES, MaskUnavailable
 from maae_tf.masks.celebamask_hq import to_mask
-from maae_tf.masks.segmenter import face_frame
+from maae_tf.masks.segmenter import face_coordinates
 
 PRIOR = dict(face_center=0.25, face_side=1.15, face_down=1.35,
              hair_center=-0.35, hair_side=1.45, hair_down=1.65, hair_cut=0.6)
@@ -31,12 +31,7 @@ PRIOR = dict(face_center=0.25, face_side=1.15, face_down=1.35,
 def prior_foreground(shape, landmarks: np.ndarray, params: dict | None = None) -> np.ndarray:
     """Boolean [H, W] face + hair prior of the face with these 5 landmarks."""
     q = {**PRIOR, **(params or {})}
-    h, w = shape[:2]
-    origin, down, side, scale = face_frame(landmarks)
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    dx, dy = xs - origin[0], ys - origin[1]
-    a = (dx * down[0] + dy * down[1]) / scale
-    b = (dx * side[0] + dy * side[1]) / scale
+    a, b = face_coordinates(shape, landmarks)
     face = ((a - q["face_center"]) / q["face_down"]) ** 2 + (b / q["face_side"]) ** 2 <= 1.0
     hair = (((a - q["hair_center"]) / q["hair_down"]) ** 2 + (b / q["hair_side"]) ** 2 <= 1.0) & (a <= q["hair_cut"])
     return face | hair

@@ -185,6 +185,16 @@ def face_frame(landmarks: np.ndarray):
     return eyes, down, side, scale
 
 
+def face_coordinates(shape, landmarks: np.ndarray):
+    """(a, b): every pixel of an [H, W] image in face units (`face_frame`): a along the face's
+    downward axis, b along its sideways axis, both from the frame's origin, in units of its scale."""
+    h, w = shape[:2]
+    origin, down, side, scale = face_frame(landmarks)
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    dx, dy = xs - origin[0], ys - origin[1]
+    return (dx * down[0] + dy * down[1]) / scale, (dx * side[0] + dy * side[1]) / scale
+
+
 def head_region(shape, landmarks: np.ndarray, params: dict | None = None) -> np.ndarray:
     """Boolean [H, W]: where face + hair may be, from 5 CelebA landmarks.
 
@@ -193,12 +203,7 @@ def head_region(shape, landmarks: np.ndarray, params: dict | None = None) -> np.
     neck, which the person mask cannot tell from shoulders: it keeps both); the neck column below
     the chin and everything below `bottom` is out."""
     q = {**HEAD, **(params or {})}
-    h, w = shape[:2]
-    origin, down, side, scale = face_frame(landmarks)
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    dx, dy = xs - origin[0], ys - origin[1]
-    a = (dx * down[0] + dy * down[1]) / scale
-    b = (dx * side[0] + dy * side[1]) / scale
+    a, b = face_coordinates(shape, landmarks)
     inside = (a >= q["top"]) & (a <= q["bottom"]) & (np.abs(b) <= q["side"])
     neck = (a > q["chin"]) & (np.abs(b) < q["neck_half"])
     return inside & ~neck
