@@ -67,7 +67,8 @@ def test_bench_command_prints_every_figure(tiny_celeba):
                 "matmul_peak_bf16_gflops", "share_of_peak", "pipeline_pairs_per_s"):
         assert isinstance(out[key], (int, float)) and out[key] > 0, key
     assert out["precision"] == "float32" and len(out["runs"]) == 1 and out["torch_reference"] is None
-    assert out["achieved_gflops"] == pytest.approx(out["step_gflop"] / out["ms_per_step"] * 1000, rel=0.01)
+    # the printed figures are rounded (0.1 ms, 0.01 GFLOP): at this toy size that is a few percent
+    assert out["achieved_gflops"] == pytest.approx(out["step_gflop"] / out["ms_per_step"] * 1000, rel=0.1)
 
 
 def test_report_names_what_is_missing():
