@@ -174,9 +174,11 @@ def benchmark(cfg, precisions, steps: int, pipeline_batches: int = 0, torch_pyth
     peaks = {"float32": matmul_peak("float32"), "bfloat16": matmul_peak("bfloat16")}
     runs, flops = [], None
     for p in precisions:
+
         c = cfg.copy_and_resolve_references()
         c.precision = precision_lib.resolve(p)
-        seconds, model = time_step(c, steps)
+        with precision_lib.policy_scope():  # time_step sets c.precision's policy; put the old one back
+            seconds, model = time_step(c, steps)
         flops = flops or step_flops(model, c)
         achieved = flops["total"] / seconds / 1e9
         peak = peaks["bfloat16" if c.precision == "mixed_bfloat16" else "float32"]
@@ -187,7 +189,6 @@ def benchmark(cfg, precisions, steps: int, pipeline_batches: int = 0, torch_pyth
     ref = torch_reference(torch_python, reference, cfg.image_size, cfg.batch_size, cfg.width, steps)
     for r in runs:
         r["vs_torch"] = round(r["pairs_per_s"] / ref["pairs_per_s"], 2) if ref else None
-    keras_policy_reset()
     return {"size": cfg.image_size, "batch": cfg.batch_size, "width": cfg.width, "upsample": cfg.upsample,
             "cycle_strength": cfg.cycle_strength, "jit_compile": bool(cfg.jit_compile), "steps": steps,
             "step_gflop": round(flops["total"] / 1e9, 2),
@@ -198,12 +199,6 @@ def benchmark(cfg, precisions, steps: int, pipeline_batches: int = 0, torch_pyth
                 "skipped (--torch_python is empty)" if not torch_python else
                 f"not found ({reference} or {torch_python} missing, or the run failed)"),
             "device": device_name(), "runs": runs, **runs[0]}
-
-
-def keras_policy_reset():
-    import keras
-
-    keras.mixed_precision.set_global_policy("float32")
 
 
 def device_name() -> str:

@@ -47,7 +47,6 @@ import json
 import os
 import shutil
 import sys
-from contextlib import contextmanager
 
 import numpy as np
 from absl import app, flags, logging
@@ -60,29 +59,17 @@ INFO_FILE = "maae_export.json"
 WARMUP_BATCHES = (1, 8)
 
 
-@contextmanager
-def _float32_policy():
-    """Builds networks under float32 whatever policy is global, and puts the old one back."""
-    import keras
-
-    old = keras.mixed_precision.global_policy().name
-    keras.mixed_precision.set_global_policy("float32")
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(old)
-
-
 def load_runs(workdirs):
     """The float32 MAAE models of the runs in `workdirs` (in order), their configs and steps.
     All runs must share one image size and crop, since one resize serves them all."""
+    from maae_tf import precision
     from maae_tf.attributes import snake
     from maae_tf.maae import load_from_workdir
 
     if not workdirs:
         raise ValueError("no workdir given")
     models, configs, steps = [], [], []
-    with _float32_policy():
+    with precision.policy_scope("float32"):
         for w in workdirs:
             model, config, step = load_from_workdir(w)
             models.append(model), configs.append(config), steps.append(step)

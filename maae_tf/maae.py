@@ -197,7 +197,8 @@ def build_model(config, identity=None) -> MAAE:
 
 
 def checkpoint(model: MAAE) -> tf.train.Checkpoint:
-    """What a checkpoint holds: the networks, both optimizers (their step counts) and the RNG."""
+    """What a checkpoint holds: the networks and both optimizers (their step counts, which also seed
+    the step's random draws, `MAAE.noise`)."""
     return tf.train.Checkpoint(model=model, g_optimizer=model.g_optimizer, d_optimizer=model.d_optimizer)
 
 

@@ -25,6 +25,8 @@ networks are built.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import keras
 from absl import logging
 
@@ -54,6 +56,19 @@ def resolve(precision: str) -> str:
     if tf.config.list_physical_devices("TPU"):
         return "mixed_bfloat16"
     return "mixed_bfloat16" if cpu_has_bfloat16() else "float32"
+
+
+@contextmanager
+def policy_scope(policy: str | None = None):
+    """Runs the block under `policy` (None: whatever the block sets) and puts the global policy
+    back afterwards (export and benchmarks: the policy is global in Keras)."""
+    old = keras.mixed_precision.global_policy().name
+    if policy is not None:
+        keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(old)
 
 
 def apply(precision: str) -> str:

@@ -159,6 +159,7 @@ def train_identity(data_dir: str, out: str, size: int = 64, width: float = 1.0, 
     import keras
 
     from maae_tf.config import base_config
+    from maae_tf.files import write_text_atomic
 
     keras.utils.set_random_seed(seed)
     train_paths, train_labels, held_paths, held_labels, classes = identity_files(data_dir, seed)
@@ -187,9 +188,7 @@ def train_identity(data_dir: str, out: str, size: int = 64, width: float = 1.0, 
         train_eval = image_dataset(train_paths, train_labels, config, batch, False, seed)
         figures.update(separation(features, train_eval, held, classes))
     save_h5(features, out)
-    with open(f"{out}.json.tmp", "w", encoding="utf-8") as f:
-        json.dump(figures, f, indent=2)
-    os.replace(f"{out}.json.tmp", f"{out}.json")
+    write_text_atomic(f"{out}.json", json.dumps(figures, indent=2))
     return figures
 
 

@@ -110,7 +110,8 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     import tensorflow as tf
 
-    from maae_tf.export import Editor, load_runs, _float32_policy
+    from maae_tf import precision
+    from maae_tf.export import Editor, load_runs
     from maae_tf.maae import MAAE
 
     if FLAGS.workdir:
@@ -121,7 +122,7 @@ def main(argv):
         config.image_size = FLAGS.size
         if FLAGS.width is not None:
             config.width = FLAGS.width
-        with _float32_policy():
+        with precision.policy_scope("float32"):
             models, configs, steps = [MAAE(config, identity=False)], [config], [0]
         what = f"random network of the config (width {config.width})"
     editor = Editor(models, configs, steps)
