@@ -93,11 +93,70 @@ def mean_finite(values) -> tuple[float | None, int]:
     return (float(v.mean()), int(v.size)) if v.size else (None, 0)
 
 
-def flip_rate(predicted_positive, want_positive: bool) -> tuple[float | None, int]:
-    """Share of images the classifier judges to carry (`want_positive`) or lack the attribute,
-    and how many images it is over; (None, 0) for none."""
-    p = np.asarray(predicted_positive, bool).ravel()
-    if p.size == 0:
+SSIM_FILTER_SIZE = 11
+SSIM_SIGMA = 1.5
+SSIM_K1, SSIM_K2 = 0.01, 0.03
+
+
+def _gaussian_kernel(size: int = SSIM_FILTER_SIZE, sigma: float = SSIM_SIGMA) -> np.ndarray:
+    x = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
+    g = np.exp(-(x ** 2) / (2.0 * sigma ** 2))
+    return g / g.sum()
+
+
+def _blur_valid(x: np.ndarray) -> np.ndarray:
+    """Gaussian blur of [N, H, W, C] keeping only the positions where the 11x11 window fits
+    ('VALID', as tf.image.ssim filters): [N, H-10, W-10, C]."""
+    import cv2
+
+    k = _gaussian_kernel()
+    r = SSIM_FILTER_SIZE // 2
+    n, h, w, c = x.shape
+    planes = x.transpose(0, 3, 1, 2).reshape(n * c, h, w)
+    out = np.stack([cv2.sepFilter2D(p, cv2.CV_64F, k, k, borderType=cv2.BORDER_REFLECT)[r:h - r, r:w - r]
+                    for p in planes])
+    return out.reshape(n, c, h - 2 * r, w - 2 * r).transpose(0, 2, 3, 1)
+
+
+def ssim_map(a, b) -> np.ndarray:
+    """The SSIM index at every position where an 11x11 Gaussian window (σ = 1.5) fits, per channel
+    (Wang et al. 2004; the constants and filtering of tf.image.ssim, peak 1 on the [0, 1] scale):
+    [N, H-10, W-10, C]."""
+    x, y = to_unit(_batch(a)), to_unit(_batch(b))
+    if x.shape != y.shape:
+        raise ValueError(f"ssim: image shapes differ: {x.shape} vs {y.shape}")
+    if min(x.shape[1:3]) < SSIM_FILTER_SIZE:
+        raise ValueError(f"ssim needs images of at least {SSIM_FILTER_SIZE}x{SSIM_FILTER_SIZE}, got {x.shape[1:3]}")
+    c1, c2 = SSIM_K1 ** 2, SSIM_K2 ** 2
+    mx, my = _blur_valid(x), _blur_valid(y)
+    sxx = _blur_valid(x * x) - mx * mx
+    syy = _blur_valid(y * y) - my * my
+    sxy = _blur_valid(x * y) - mx * my
+    return ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+
+
+def ssim(a, b, mask=None) -> np.ndarray:
+    """Per-image SSIM between [-1, 1] images: the mean of `ssim_map` over positions and channels,
+    equal to tf.image.ssim(max_val=1) on the [0, 1] images when `mask` is None. With a mask
+    (1 = background), the mean is weighted by the mask at each window's centre (windows near the
+    face boundary also see a few face pixels); NaN for an empty mask."""
+    s = ssim_map(a, b)
+    if mask is None:
+        return masked_mean(s)
+    r = SSIM_FILTER_SIZE // 2
+    x = _batch(a)
+    m = _mask(mask, x)[:, r:x.shape[1] - r, r:x.shape[2] - r]
+    return masked_mean(s, m)
+
+
+def monotonic_share(scores, tolerance: float = 0.0) -> tuple[float | None, int]:
+    """Share of rows of `scores` [N, T] (a score, e.g. the classifier's probability of the
+    attribute, along a δ sweep from -δ0 to +δ0) that never decrease by more than `tolerance` from one
+    δ to the next, and how many rows; (None, 0) for none."""
+    s = np.asarray(scores, np.float64)
+    if s.ndim != 2 or s.shape[1] < 2:
+        raise ValueError(f"monotonic_share wants scores [N, T] with T >= 2, got shape {s.shape}")
+    if s.shape[0] == 0:
         return None, 0
-    hits = p if want_positive else ~p
-    return float(hits.mean()), int(p.size)
+    ok = np.all(np.diff(s, axis=1) >= -float(tolerance), axis=1)
+    return float(ok.mean()), int(s.shape[0])
