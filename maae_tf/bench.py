@@ -76,13 +76,17 @@ def pass_counts(cfg) -> dict:
     counted as 2 × forward for every pass gradients flow through (MAAE.train_step):
 
       En  x1, x2 once (reconstruction and edits share μ, σ) + the cycle's way back      4
-      De  r1 r2 p1 n2 (+ q1 q2 with cycle_strength=random) + c1 c2                      6 | 8
-      D   D(p1) D(n2) in the G loss + D(x1) D(x2) D(p1) D(n2) in the D step              6
+      De  r1 r2 p1 n2 (+ n1 p2 with adversarial_edits=all) (+ q1 q2 with
+          cycle_strength=random) + c1 c2                                            6 | 8 | 10
+      D   the judged edits in the G loss (2, or 4 with all) + D(x1) D(x2) and the
+          same edits in the D step                                                   6 | 10
       ID  ID(x1) ID(x2) ID(p1) ID(n2)                                                    4
-    backward: every En/De pass; D in the G loss (2) and the D step (4); ID(p1), ID(n2) (2)."""
-    de = 8 if cfg.cycle_strength == "random" else 6
-    forward = {"encoder": 4, "decoder": de, "discriminator": 6, "identity": 4}
-    backward = {"encoder": 4, "decoder": de, "discriminator": 6, "identity": 2}
+    backward: every En/De pass; every D pass; ID(p1), ID(n2) (2)."""
+    edits = 4 if cfg.get("adversarial_edits", "all") == "all" else 2
+    de = 4 + (edits - 2) + (2 if cfg.cycle_strength == "random" else 0) + 2
+    d = 2 * edits + 2
+    forward = {"encoder": 4, "decoder": de, "discriminator": d, "identity": 4}
+    backward = {"encoder": 4, "decoder": de, "discriminator": d, "identity": 2}
     return {k: forward[k] + 2 * backward[k] for k in forward}
 
 

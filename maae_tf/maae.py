@@ -9,8 +9,10 @@ attribute; δ > 0 adds it, δ < 0 removes it, δ = 0 reconstructs.
 
     α1·L_VAE + α2·L_GAN + α3·L_ID + α4·L_Cycle + α5·L_Mask,
 
-then the attribute-aware discriminator (DESIGN.md §4) on real negatives x1 / positives x2 against
-the edits G(x1, +δ0) / G(x2, -δ0). Each batch is a dict of balanced pairs
+then the attribute-aware discriminator (DESIGN.md §4, docs/method.md §4) on real negatives x1 /
+positives x2 against the edits, each judged at the head of δ's sign: G(x1, +δ0), G(x2, +δ0) at
+POSITIVE and G(x2, -δ0), G(x1, -δ0) at NEGATIVE (adversarial_edits="all"; "flipping" judges only
+the two edits that flip the label). Each batch is a dict of balanced pairs
 {"x1": negatives, "x2": positives, "m1", "m2": their background masks (1 = background)}.
 """
 
@@ -110,6 +112,12 @@ class MAAE(keras.Model):
             z1, z2 = z[:b], z[b:]
             # reconstructions G(x, 0) and the adversarial edits G(x1, +δ0), G(x2, -δ0), one decoder call
             latents = [z1, z2, self.shift(z1, d0), self.shift(z2, -d0)]
+            all_edits = cfg.adversarial_edits == "all"
+            if all_edits:
+                # the edits that must KEEP the label, G(x1, -δ0) and G(x2, +δ0): without them a
+                # generator that inverts the attribute whatever δ is passes every loss (measured,
+                # docs/method.md §4)
+                latents += [self.shift(z1, -d0), self.shift(z2, d0)]
             random_cycle = cfg.cycle_strength == "random"
             if random_cycle:
                 # intermediate strengths d ~ U(0, δ0] in the cycle, so δ keeps its strength
@@ -120,24 +128,30 @@ class MAAE(keras.Model):
                 d = d0
             decoded = tf.split(self.decoder(tf.concat(latents, 0), training=True), len(latents))
             r1, r2, p1, n2 = decoded[:4]
-            q1, q2 = decoded[4:] if random_cycle else (p1, n2)
+            n1, p2 = decoded[4:6] if all_edits else (None, None)
+            q1, q2 = decoded[-2:] if random_cycle else (p1, n2)
+            # the edits D judges: at the POSITIVE head (δ > 0) and at the NEGATIVE head (δ < 0)
+            to_positive, to_negative = ([p1, p2], [n2, n1]) if all_edits else ([p1], [n2])
+            n_pos = len(to_positive) * b
             # the way back: G^-(G^+(x1)) and G^+(G^-(x2)) (Eq. 4)
             mu_q, _ = self.encoder(tf.concat([q1, q2], 0), training=True)
             c1, c2 = tf.split(self.decoder(tf.concat(
                 [self.shift(mu_q[:b], -d), self.shift(mu_q[b:], d)], 0), training=True), 2)
 
-            logits_p1, logits_n2 = tf.split(self.discriminator(tf.concat([p1, n2], 0), training=True), 2)
+            logits_edits = self.discriminator(tf.concat(to_positive + to_negative, 0), training=True)
             f_x1, f_x2, f_p1, f_n2 = tf.split(self.identity(tf.concat([x1, x2, p1, n2], 0)), 4)
 
             kl = losses.kl_divergence(mu, logvar)
             rec = losses.l1(r1, x1) + losses.l1(r2, x2)
             l_vae = losses.vae_loss(kl, rec, w.lambda_kl, w.lambda_rec)                     # Eq. 2
-            l_gan = (losses.bce_logits(logits_p1[:, POSITIVE], 1.0)                          # Eq. 3
-                     + losses.bce_logits(logits_n2[:, NEGATIVE], 1.0))
+            l_gan = (losses.bce_logits(logits_edits[:n_pos, POSITIVE], 1.0)                  # Eq. 3
+                     + losses.bce_logits(logits_edits[n_pos:, NEGATIVE], 1.0))
             l_id = losses.identity_loss(f_x1, f_p1) + losses.identity_loss(f_x2, f_n2)      # Eq. 5
             l_cycle = losses.l1(c1, x1) + losses.l1(c2, x2)                                  # Eq. 4
             l_mask = (losses.mask_loss(p1, x1, m1) + losses.mask_loss(n2, x2, m2)           # Eq. 1
                       + losses.mask_loss(r1, x1, m1) + losses.mask_loss(r2, x2, m2))
+            if all_edits:
+                l_mask += losses.mask_loss(n1, x1, m1) + losses.mask_loss(p2, x2, m2)
             g_loss = (w.alpha_vae * l_vae + w.alpha_gan * l_gan + w.alpha_id * l_id         # Eq. 6
                       + w.alpha_cycle * l_cycle + w.alpha_mask * l_mask)
             # per-replica share of the global mean, times the loss scale under float16 (else 1)
@@ -146,19 +160,19 @@ class MAAE(keras.Model):
         self.g_optimizer.apply_gradients(zip(tape.gradient(g_scaled, g_vars), g_vars))
 
         # D: real x1 -> NEGATIVE head real, real x2 -> POSITIVE head real,
-        #    G(x1, +δ0) -> POSITIVE head fake, G(x2, -δ0) -> NEGATIVE head fake.
-        fakes = tf.stop_gradient(tf.concat([p1, n2], 0))
+        #    edits with δ > 0 -> POSITIVE head fake, edits with δ < 0 -> NEGATIVE head fake.
+        fakes = tf.stop_gradient(tf.concat(to_positive + to_negative, 0))
         with tf.GradientTape() as tape:
             logits = self.discriminator(tf.concat([x1, x2, fakes], 0), training=True)
-            r_x1, r_x2, f_p1, f_n2 = tf.split(logits, 4)
+            r_x1, r_x2, f_pos, f_neg = logits[:b], logits[b:2 * b], logits[2 * b:2 * b + n_pos], logits[2 * b + n_pos:]
             d_loss = (losses.bce_logits(r_x1[:, NEGATIVE], 1.0) + losses.bce_logits(r_x2[:, POSITIVE], 1.0)
-                      + losses.bce_logits(f_p1[:, POSITIVE], 0.0) + losses.bce_logits(f_n2[:, NEGATIVE], 0.0))
+                      + losses.bce_logits(f_pos[:, POSITIVE], 0.0) + losses.bce_logits(f_neg[:, NEGATIVE], 0.0))
             d_scaled = self.d_optimizer.scale_loss(d_loss * inv_replicas)
         d_vars = self.discriminator.trainable_variables
         self.d_optimizer.apply_gradients(zip(tape.gradient(d_scaled, d_vars), d_vars))
 
         d_accuracy = tf.reduce_mean(tf.cast(tf.concat(
-            [r_x1[:, NEGATIVE] > 0, r_x2[:, POSITIVE] > 0, f_p1[:, POSITIVE] < 0, f_n2[:, NEGATIVE] < 0], 0),
+            [r_x1[:, NEGATIVE] > 0, r_x2[:, POSITIVE] > 0, f_pos[:, POSITIVE] < 0, f_neg[:, NEGATIVE] < 0], 0),
             tf.float32))
         values = dict(g_loss=g_loss, d_loss=d_loss, vae=l_vae, kl=kl, reconstruction=rec, gan=l_gan,
                       id=l_id, cycle=l_cycle, mask=l_mask, d_accuracy=d_accuracy)

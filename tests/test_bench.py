@@ -41,7 +41,7 @@ def test_forward_macs_equal_the_yardsticks_count(size, width):
 
 
 def test_step_flops_follow_the_pass_counts():
-    c = config(32, 0.0625, batch_size=3, cycle_strength="fixed")
+    c = config(32, 0.0625, batch_size=3, cycle_strength="fixed", adversarial_edits="flipping")
     m = MAAE(c)
     flops = bench.step_flops(m, c)
     assert flops["encoder"] == 2 * bench.forward_macs(m.encoder) * 3 * (4 + 2 * 4)
@@ -51,6 +51,9 @@ def test_step_flops_follow_the_pass_counts():
     assert flops["total"] == sum(v for k, v in flops.items() if k != "total")
     c.cycle_strength = "random"  # two more decoder passes, forward and backward
     assert bench.step_flops(m, c)["decoder"] == 2 * bench.forward_macs(m.decoder) * 3 * (8 + 2 * 8)
+    c.adversarial_edits = "all"  # G(x1, -δ0), G(x2, +δ0): two more decoder passes, two more D passes per loss
+    assert bench.step_flops(m, c)["decoder"] == 2 * bench.forward_macs(m.decoder) * 3 * (10 + 2 * 10)
+    assert bench.step_flops(m, c)["discriminator"] == 2 * bench.forward_macs(m.discriminator) * 3 * (10 + 2 * 10)
     up = MAAE(config(32, 0.0625, upsample="resize"))
     assert bench.forward_macs(up.decoder) > bench.forward_macs(m.decoder)  # convs at the upsampled size
 
