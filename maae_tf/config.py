@@ -61,6 +61,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.delta_mask = "lattice"  # "lattice" (paper) | "entire" (ablation: δ on the whole map)
     c.delta_max = 5.0  # δ₀
     c.cycle_strength = "random"  # "random": cycle uses δ ~ U(0, δ₀]; "fixed": reuses the ±δ₀ edits
+    # which edits D judges (docs/method.md §4): "all" = G(x, +δ0) at the POSITIVE head and G(x, -δ0)
+    # at the NEGATIVE head for negatives AND positives; "flipping" = only G(x1, +δ0) and G(x2, -δ0)
+    # (what we first built: it lets the generator invert the attribute whatever δ is)
+    c.adversarial_edits = "all"
 
     # --- losses (paper Eqs. 1-6, DESIGN.md §5) ---
     c.loss = ml_collections.ConfigDict()
@@ -95,6 +99,17 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval.num_images = 500
     c.eval.classifier_steps = 1500
     c.eval.classifier_batch = 32
+    c.eval.classifier_dir = ""  # "" = the dataset's cached classifier (maae_tf.classifier.default_dir)
+    # the face-recognition network of the identity metric: "auto" (dlib's ResNet when installed,
+    # else the run's own F_ID, labelled) | "dlib" | "fid"
+    c.eval.identity_network = "auto"
+    c.eval.sweep_steps = 9  # δ values from -δ0 to +δ0 in the sweep strips and the monotonicity check
+    c.eval.sweep_images = 100  # images whose sweep the monotonicity check scores
+    c.eval.sweep_tolerance = 0.02  # a sweep is monotonic if P(attr) never drops by more than this
+    # during training: every `every` steps (0 = never), editing accuracy and background PSNR of a
+    # fixed held-out batch of `batch` test images -> TensorBoard (eval/...) and the progress line
+    c.eval.every = 0
+    c.eval.batch = 32
     return c
 
 
@@ -111,6 +126,8 @@ def check(c: ml_collections.ConfigDict) -> None:
         raise ValueError(f"split_test_per_attribute must be at least 2, got {c.split_test_per_attribute}")
     if c.delta_mask not in ("lattice", "entire"):
         raise ValueError(f"delta_mask must be 'lattice' or 'entire', got {c.delta_mask!r}")
+    if c.adversarial_edits not in ("all", "flipping"):
+        raise ValueError(f"adversarial_edits must be 'all' or 'flipping', got {c.adversarial_edits!r}")
     if c.cycle_strength not in ("random", "fixed"):
         raise ValueError(f"cycle_strength must be 'random' or 'fixed', got {c.cycle_strength!r}")
     if c.norm not in ("none", "instance"):
@@ -131,6 +148,10 @@ def check(c: ml_collections.ConfigDict) -> None:
 
     if c.strategy not in distribute.STRATEGIES:
         distribute.resolve(c.strategy)  # raises, naming the supported values
+    if c.eval.identity_network not in ("auto", "dlib", "fid"):
+        raise ValueError(f"eval.identity_network must be 'auto', 'dlib' or 'fid', got {c.eval.identity_network!r}")
+    if c.eval.sweep_steps < 2 or c.eval.every < 0 or c.eval.batch < 2:
+        raise ValueError("eval.sweep_steps must be >= 2, eval.every >= 0 and eval.batch >= 2")
     if c.batch_size < 1 or c.width <= 0:
         raise ValueError("batch_size and width must be positive")
 

@@ -47,3 +47,38 @@ def write_png(path: str, image_rgb: np.ndarray, scale: int = 1) -> None:
     if scale > 1:
         image_rgb = cv2.resize(image_rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
     write_image(path, image_rgb)
+
+
+def annotate(tile_grid: np.ndarray, texts, rows: int, cols: int, tile: int, pad: int = 2,
+             band: int = 14) -> np.ndarray:
+    """Adds a white band of height `band` under every row of a `grid` of rows x cols tiles of size
+    `tile` and writes texts[i][j] (a short string) under tile (i, j)."""
+    import cv2
+
+    h = pad + rows * (tile + pad + band)
+    out = np.full((h, tile_grid.shape[1], 3), 255, np.uint8)
+    scale = max(0.3, min(0.5, tile / 160))
+    for i in range(rows):
+        src = tile_grid[pad + i * (tile + pad): pad + i * (tile + pad) + tile]
+        y = pad + i * (tile + pad + band)
+        out[y:y + tile] = src
+        for j in range(cols):
+            x = pad + j * (tile + pad)
+            cv2.putText(out, str(texts[i][j]), (x + 1, y + tile + band - 4), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                        (0, 0, 0), 1, cv2.LINE_AA)
+    return out
+
+
+def sweep_strip(columns: list[np.ndarray], probabilities: np.ndarray, scale: int = 1) -> np.ndarray:
+    """The δ sweep of paper Fig. 6: one row per example, one column per δ (columns[t] = G(x, δ_t),
+    [N, S, S, 3] in [-1, 1]), each tile labelled with the classifier's P(attribute) for it
+    (probabilities [N, T])."""
+    import cv2
+
+    g = grid(columns)
+    tile = columns[0].shape[1]
+    if scale > 1:
+        g = cv2.resize(g, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+    p = np.asarray(probabilities)
+    texts = [[f"P={p[i, t]:.2f}" for t in range(p.shape[1])] for i in range(p.shape[0])]
+    return annotate(g, texts, p.shape[0], p.shape[1], tile * scale, pad=2 * scale)

@@ -1,4 +1,5 @@
-"""Tests of maae_tf.metrics, maae_tf.classifier and the maae_tf.evaluate command line (CPU, tiny)."""
+"""Tests of maae_tf.metrics (PSNR, L1, masks), maae_tf.scoring and the maae_tf.evaluate command line:
+one run, the comparison table of several runs, multi-attribute composition (CPU, tiny)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from maae_tf import attributes, classifier, metrics
+from maae_tf import attributes, metrics, scoring
 from maae_tf.config import base_config
 
 from conftest import TINY_ATTR, TINY_SPLITS  # noqa: E402  (tests/ is on sys.path under pytest)
@@ -85,33 +86,29 @@ def test_empty_mask_gives_nan_and_is_left_out():
     mean, count = metrics.mean_finite(values)
     assert count == 1 and mean == pytest.approx(values[0])
     assert metrics.mean_finite([np.nan]) == (None, 0)
-    assert metrics.flip_rate([True, False, True, True], True) == (0.75, 4)
-    assert metrics.flip_rate([True, False, True, True], False) == (0.25, 4)
-    assert metrics.flip_rate([], True) == (None, 0)
 
 
-# ---------------------------------------------------------------------------------- classifier
+# ------------------------------------------------------------------------------ scoring
 
 
-def test_classifier_learns_an_obvious_colour_and_is_deterministic(tiny_celeba):
-    cfg = tiny_config(tiny_celeba)
-    model = classifier.train_classifier(cfg, [TINY_ATTR], steps=30, batch=8, seed=3, width=0.5)
-    assert model.output_shape == (None, 1)
-    acc = classifier.accuracy(model, cfg, [TINY_ATTR], split="test", details=True)
-    name = attributes.resolve(TINY_ATTR)
-    assert acc[name]["num_images"] == TINY_SPLITS[2]
-    assert acc[name]["accuracy"] >= 0.9, acc
-    again = classifier.train_classifier(cfg, [TINY_ATTR], steps=30, batch=8, seed=3, width=0.5)
-    for a, b in zip(model.get_weights(), again.get_weights()):
-        np.testing.assert_array_equal(a, b)
-    assert classifier.build_classifier(32, 40).output_shape == (None, 40)
+def test_flip_deltas_point_away_from_the_label():
+    np.testing.assert_array_equal(scoring.flip_deltas([True, False, True], 5.0), [-5.0, 5.0, -5.0])
+    assert scoring.flip_deltas([False], 2.5).dtype == np.float32
 
 
 # ------------------------------------------------------------------------------ evaluate (CLI)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def private_cache(tmp_path_factory):
+    """The dataset classifiers of these tests go to a private cache folder, never ~/.cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MAAE_TF_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 @pytest.fixture(scope="module")
-def tiny_run(tiny_celeba, tmp_path_factory):
+def tiny_run(tiny_celeba, tmp_path_factory, private_cache):
     """A 2-step M-AAE run on the tiny set. 64 px: the discriminator needs S >= 64 (see report)."""
     from maae_tf import train
 
@@ -128,13 +125,14 @@ def _cli(*args):
 
 KEYS = ("classifier_accuracy", "attribute_accuracy_plus", "attribute_accuracy_minus", "attribute_accuracy",
         "background_psnr", "background_psnr_plus", "background_psnr_minus", "background_l1",
-        "reconstruction_psnr", "reconstruction_l1")
+        "background_ssim", "reconstruction_psnr", "reconstruction_l1", "reconstruction_ssim",
+        "identity_similarity", "fidelity_score", "real_fidelity_score", "sweep_monotonic_share")
 
 
 def test_evaluate_cli_end_to_end(tiny_run):
-    proc = _cli(f"--workdir={tiny_run}", "--num_images=9")
+    proc = _cli(f"--workdir={tiny_run}", "--num_images=9", "--num_examples=3")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "background_psnr" in proc.stdout
+    assert "background_psnr" in proc.stdout and "images/s" in proc.stdout
     out = tiny_run / "eval"
     m = json.loads((out / "metrics.json").read_text())
     test_n = TINY_SPLITS[2]
@@ -143,20 +141,26 @@ def test_evaluate_cli_end_to_end(tiny_run):
     for key in KEYS:
         assert isinstance(m[key], float) and math.isfinite(m[key]), (key, m[key])
         assert isinstance(m[key + "_count"], int) and m[key + "_count"] > 0, key
-    for key in KEYS[:4]:
+    for key in KEYS[:4] + ("background_ssim", "reconstruction_ssim", "fidelity_score", "sweep_monotonic_share"):
         assert 0.0 <= m[key] <= 1.0, (key, m[key])
     for key in ("background_psnr", "background_psnr_plus", "background_psnr_minus", "reconstruction_psnr"):
         assert 0.0 < m[key] <= metrics.PSNR_CAP_DB, (key, m[key])
     assert 0.0 <= m["background_l1"] <= 1.0 and 0.0 <= m["reconstruction_l1"] <= 1.0
+    assert -1.0 <= m["identity_similarity"] <= 1.0 and m["identity_network"]
     assert m["classifier_accuracy_count"] == test_n  # all real test images
     assert m["classifier_accuracy"] >= 0.9           # the colour is obvious
     assert m["attribute_accuracy_plus_count"] == m["num_negatives"]
     assert m["attribute_accuracy_minus_count"] == m["num_positives"]
     assert m["background_psnr_count"] == 2 * 9 and m["reconstruction_psnr_count"] == 9
+    assert m["identity_similarity_count"] == m["fidelity_score_count"] == 9  # one flipping edit per image
+    assert m["sweep_monotonic_share_count"] == 9 and len(m["sweep_mean_probability"]) == len(m["sweep_deltas"]) == 9
     assert "per-image" in m["psnr_averaging"] and m["seconds"] > 0
     assert m["classifier"]["reused"] is False and m["classifier"]["steps"] == 30
-    assert (out / "examples.png").stat().st_size > 0 and (out / "classifier" / "classifier.weights.h5").exists()
-    assert "background PSNR" in (out / "report.md").read_text()
+    assert os.path.exists(m["classifier"]["path"])  # the dataset's classifier, in the (private) cache
+    for png in ("examples.png", "sweep.png"):
+        assert (out / png).stat().st_size > 0
+    report = (out / "report.md").read_text()
+    assert "background SSIM" in report and "identity similarity" in report and "sweep.png" in report
 
     # the same checkpoint and seed again: the cached classifier is reused, the numbers are the same
     from maae_tf import evaluate
@@ -167,10 +171,58 @@ def test_evaluate_cli_end_to_end(tiny_run):
         assert again[key] == pytest.approx(m[key], rel=1e-6, abs=1e-6), key
 
 
+def test_compare_runs_in_one_table(tiny_run, tiny_celeba, tmp_path):
+    """--workdirs: an ablation (delta_mask=entire) beside the full run, one markdown table whose
+    variant column names the switch."""
+    from maae_tf import train
+
+    ablation = tmp_path / "entire"
+    cfg = tiny_config(tiny_celeba, image_size=64)
+    cfg.delta_mask = "entire"
+    train.train(cfg, str(ablation))
+    proc = _cli(f"--workdirs={tiny_run},{ablation}", "--num_images=4", "--num_examples=2",
+                f"--out={tmp_path / 'cmp'}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = (tmp_path / "cmp" / "comparison.md").read_text()
+    assert "delta_mask='entire'" in table and "| run | variant |" in table and "reference" in table
+    rows = json.loads((tmp_path / "cmp" / "comparison.json").read_text())["runs"]
+    assert [r["variant"] for r in rows] == ["reference", "delta_mask='entire'"]
+    assert all(r["num_images"] == 4 for r in rows)
+    assert (ablation / "eval" / "metrics.json").exists()  # each run keeps its own evaluation
+
+
+def test_multi_attribute_table(tiny_run, tiny_celeba, tmp_path):
+    """--compose: sequential edits with 1 and 2 runs, the paper's Table 2 layout."""
+    from maae_tf import train
+
+    second = tmp_path / "smiling"
+    cfg = tiny_config(tiny_celeba, image_size=64)
+    cfg.attr = "smiling"
+    train.train(cfg, str(second))
+    proc = _cli(f"--compose={tiny_run},{second}", "--num_images=5", f"--out={tmp_path / 'multi'}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads((tmp_path / "multi" / "multi_attribute.json").read_text())
+    assert [row["num_attributes"] for row in r["rows"]] == [1, 2]
+    assert r["attributes"] == [attributes.resolve(TINY_ATTR), "Smiling"] and r["num_images"] == 5
+    for row in r["rows"]:
+        assert 0.0 <= row["fidelity_score"] <= 1.0 and row["fidelity_score_count"] == 5
+        assert row["attribute_accuracy_all"] <= row["attribute_accuracy_per_attribute"] + 1e-12
+    md = (tmp_path / "multi" / "multi_attribute.md").read_text()
+    assert "| Num of manipulated attributes | 1 | 2 |" in md and "fidelity score" in md
+    assert (tmp_path / "multi" / "multi_attribute.png").stat().st_size > 0
+
+
+def test_evaluate_needs_exactly_one_mode(tiny_run):
+    proc = _cli(f"--workdir={tiny_run}", f"--workdirs={tiny_run}")
+    assert proc.returncode == 2 and "exactly one of --workdir" in proc.stderr
+
+
 def test_evaluate_missing_workdir_exits_2(tmp_path):
     proc = _cli(f"--workdir={tmp_path / 'nope'}")
     assert proc.returncode == 2
     assert "error:" in proc.stderr and "nope" in proc.stderr
+    proc = _cli(f"--compose={tmp_path / 'nope'},{tmp_path / 'nada'}")
+    assert proc.returncode == 2 and "nope" in proc.stderr
 
 
 def test_evaluate_workdir_without_checkpoint(tmp_path, tiny_celeba):

@@ -1,0 +1,135 @@
+"""`python -m maae_tf.train_classifier`: the dataset's attribute classifier as its own command.
+
+    python -m maae_tf.train_classifier --data_dir=data/synthetic --image_size=64 --steps=600
+    python -m maae_tf.train_classifier --workdir=runs/mouth_open        # that run's dataset and settings
+
+Trains (or reuses, printing "reused") the one multi-label classifier of a dataset, image size and
+crop that every evaluation on that dataset uses (`maae_tf.classifier.for_dataset`, evaluation
+protocol of docs/method.md §7), then prints the accuracy of each of its attributes (all it
+covers, not only those --attrs asks for) on the REAL test images of the official split (overall, on positives, on negatives, with the counts), the mean over
+attributes, and the peers' reference for comparison; `<out>/report.md` holds the same table.
+
+Settings: from `--workdir`'s config.json (data_dir, image size, crop, seed,
+eval.classifier_steps, eval.classifier_batch) when given, else from `maae_tf.config.base_config()`;
+the flags given on the command line override either. The classifier is cached in
+`classifier.default_dir(config)`; --out (default: that folder) only chooses where report.md goes.
+`--attrs=all` (the default): the attributes the cached classifier holds or, when one is trained,
+every attribute of which the train split has both positives and negatives (all 40 on CelebA).
+A missing dataset, an unknown attribute or an empty split exits with status 2 ("error: ...").
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+PEERS_REFERENCE = "peers' reference: 94.5 % mean on CelebA's test split (40 attributes)"
+
+
+def define_flags() -> None:
+    flags.DEFINE_string("data_dir", None, "Dataset in the CelebA release layout (or a prepared TFRecord folder).")
+    flags.DEFINE_string("attrs", "all", "Comma-separated attributes (names or aliases), or 'all'.")
+    flags.DEFINE_integer("image_size", 128, "Image size S (the M-AAE runs' image_size).")
+    flags.DEFINE_integer("steps", 1500, "Training steps.")
+    flags.DEFINE_integer("batch", 32, "Images per step.")
+    flags.DEFINE_integer("seed", 0, "Seed of the initial weights, the shuffling and the flips.")
+    flags.DEFINE_float("width", 1.0, "Channel width factor of the classifier.")
+    flags.DEFINE_string("out", None, "Folder for report.md; default: the classifier's folder.")
+    flags.DEFINE_string("workdir", None, "A training run whose config.json gives the dataset and settings.")
+
+
+def settings():
+    """(config, attrs or None for 'all', steps, batch, seed) from --workdir's config (the flags given
+    override it) or from base_config and the flags."""
+    from maae_tf.config import base_config, load_workdir_config
+
+    if FLAGS.workdir:
+        config = load_workdir_config(FLAGS.workdir)
+        steps, batch, seed = int(config.eval.classifier_steps), int(config.eval.classifier_batch), int(config.seed)
+        given = lambda name: FLAGS[name].present
+    else:
+        config = base_config()
+        steps, batch, seed = FLAGS.steps, FLAGS.batch, FLAGS.seed
+        given = lambda name: True
+    if given("data_dir") and FLAGS.data_dir:
+        config.data_dir = FLAGS.data_dir
+    if given("image_size"):
+        config.image_size = FLAGS.image_size
+    steps = FLAGS.steps if given("steps") else steps
+    batch = FLAGS.batch if given("batch") else batch
+    seed = FLAGS.seed if given("seed") else seed
+    if not config.data_dir:
+        raise ValueError("--data_dir (or --workdir) is required")
+    if config.image_size < 32 or config.image_size % 32:
+        raise ValueError(f"image_size must be a positive multiple of 32, got {config.image_size}")
+    if steps < 1 or batch < 1 or FLAGS.width <= 0:
+        raise ValueError("steps, batch and width must be positive")
+    attrs = None if FLAGS.attrs.strip().lower() == "all" else [a for a in FLAGS.attrs.split(",") if a.strip()]
+    return config, attrs, steps, batch, seed
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f} %"
+
+
+def table_rows(info: dict) -> list[tuple]:
+    """(attribute, accuracy, on positives, on negatives, test images, positives) per attribute."""
+    rows = []
+    for name in info["attrs"]:
+        d = info["test_details"][name]
+        rows.append((name, _pct(d["accuracy"]), _pct(d["accuracy_positives"]), _pct(d["accuracy_negatives"]),
+                     str(d["num_images"]), str(d["num_positives"])))
+    return rows
+
+
+HEADER = ("attribute", "accuracy", "on positives", "on negatives", "test images", "positives")
+
+
+def report(info: dict, config, markdown: bool) -> str:
+    """The per-attribute table, the mean and the peers' reference, as plain text or markdown."""
+    rows = table_rows(info)
+    setting = (f"{os.path.abspath(config.data_dir)}, {info['image_size']} px, {info['steps']} steps of "
+               f"{info['batch']}, seed {info['seed']}, width {info['width']:g}")
+    mean_line = f"mean accuracy over {len(rows)} attributes: {_pct(info['mean_test_accuracy'])}"
+    if markdown:
+        lines = ["# Attribute classifier", "", f"Test split of {setting}; weights `{info['path']}`.", "",
+                 "| " + " | ".join(HEADER) + " |", "|---|" + "---:|" * (len(HEADER) - 1)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        return "\n".join(lines + ["", f"**{mean_line}**; {PEERS_REFERENCE}.", ""])
+    widths = [max(len(x) for x in col) for col in zip(HEADER, *rows)]
+    fmt = lambda r: "  ".join(x.ljust(w) if i == 0 else x.rjust(w)
+                              for i, (x, w) in enumerate(zip(r, widths)))
+    lines = [f"test split of {setting}", fmt(HEADER)] + [fmt(r) for r in rows]
+    return "\n".join(lines + [mean_line, PEERS_REFERENCE])
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from maae_tf import classifier
+    from maae_tf.files import write_text_atomic
+
+    try:
+        config, attrs, steps, batch, seed = settings()
+        _, info = classifier.for_dataset(config, attrs, steps=steps, batch=batch, seed=seed, width=FLAGS.width)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    print(("reused" if info["reused"] else f"trained in {info['train_seconds']:.1f} s")
+          + f": {info['path']}")
+    print(report(info, config, markdown=False))
+    out = os.path.join(FLAGS.out or os.path.dirname(info["path"]), "report.md")
+    write_text_atomic(out, report(info, config, markdown=True))
+    print(f"wrote {out}")
+
+
+def run():
+    define_flags()
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
