@@ -24,7 +24,7 @@ from ml_collections import config_flags
 from maae_tf import attributes
 from maae_tf import config as config_lib
 from maae_tf import distribute, precision
-from maae_tf.callbacks import Checkpointer, Profiler, TrainMonitor, global_step
+from maae_tf.callbacks import Checkpointer, EditEvaluator, Profiler, TrainMonitor, global_step
 from maae_tf.data import celeba
 from maae_tf.maae import build_model, checkpoint
 
@@ -83,9 +83,10 @@ def report_device() -> None:
         logging.warning("=" * 78)
 
 
-def edit_grid_images(cfg, n: int = 6):
-    """The fixed images of the TensorBoard edit grids: the first n of the test split, or of the
-    train split (logged) when the dataset has no test images (e.g. a small sample)."""
+def held_out_batch(cfg, n: int) -> dict:
+    """The first n images of the test split as one batch {"image", "mask", "labels"}, or of the
+    train split (logged) when the dataset has no test images (e.g. a small sample). Fixed for the
+    whole run: the TensorBoard edit grids and the in-training evaluation always show the same faces."""
     for split in ("test", "train"):
         try:
             batch = next(iter(celeba.images_dataset(cfg, split=split, limit=n, batch_size=n)), None)
@@ -93,9 +94,34 @@ def edit_grid_images(cfg, n: int = 6):
             batch = None
         if batch is not None:
             if split != "test":
-                logging.warning("no test images in %s: the edit grids show training images", cfg.data_dir)
-            return batch["image"]
+                logging.warning("no test images in %s: the edit grids and in-training evaluation use "
+                                "training images", cfg.data_dir)
+            return batch
     raise ValueError(f"{cfg.data_dir}: no images in the test or train split")
+
+
+def edit_grid_images(cfg, n: int = 6):
+    """The fixed images of the TensorBoard edit grids."""
+    return held_out_batch(cfg, n)["image"]
+
+
+def edit_evaluator(cfg, writer) -> EditEvaluator | None:
+    """The in-training evaluation (config.eval.every > 0): the dataset's attribute classifier
+    (maae_tf.classifier.for_dataset: trained once per dataset and cached, so the first run on a
+    dataset trains it) and a fixed held-out batch of config.eval.batch test images."""
+    if not cfg.eval.every:
+        return None
+    from maae_tf import classifier
+
+    attr = attributes.resolve(cfg.attr)
+    judge, info = classifier.for_dataset(cfg, [attr])
+    batch = held_out_batch(cfg, int(cfg.eval.batch))
+    positive = batch["labels"].numpy()[:, attributes.index(attr)] > 0.5
+    held_out = {"image": batch["image"].numpy(), "mask": batch["mask"].numpy(), "positive": positive}
+    logging.info("in-training evaluation every %d steps on %d held-out images (%d positive); classifier %s "
+                 "(test accuracy %.3f for %s)", cfg.eval.every, positive.size, positive.sum(), info["path"],
+                 info["test_accuracy"][attr], attr)
+    return EditEvaluator(writer, cfg.eval.every, held_out, judge, classifier.column(info, attr), cfg.delta_max)
 
 
 def parse_profile_steps(value: str | None):
@@ -152,6 +178,10 @@ def train(cfg, workdir: str, profile_steps=None, strategy=None) -> keras.Model:
     monitor = TrainMonitor(writer, cfg.batch_size, cfg.log_every, cfg.image_every, held_out, cfg.delta_max)
     checkpointer = Checkpointer(manager)
     callbacks = [monitor]
+    if distribute.is_chief(strategy):  # the other workers of a multi-host run write nothing
+        evaluator = edit_evaluator(cfg, writer)
+        if evaluator is not None:
+            callbacks.append(evaluator)
     if profile_steps:
         callbacks.append(Profiler(os.path.join(out, "tensorboard"), *profile_steps))
     logging.info("attribute %s: training steps %d -> %d, global batch %d pairs on %d replica(s), %d px, width %g, "

@@ -94,7 +94,7 @@ def test_train_command_under_multi_worker_writes_only_from_the_chief(tmp_path, t
              "--config.width=0.0625", "--config.batch_size=4", "--config.train_steps=4",
              "--config.checkpoint_every=2", "--config.log_every=1", "--config.image_every=0",
              "--config.synthetic.build_if_missing=False", f"--config.data_dir={tiny_celeba}",
-             "--config.strategy=multi_worker"]
+             "--config.strategy=multi_worker", "--config.eval.every=0"]
     workdirs = [tmp_path / "chief", tmp_path / "worker1"]
     procs = [subprocess.Popen([sys.executable, "-m", "maae_tf.train", f"--workdir={workdirs[i]}", *flags],
                               cwd=REPO, env=dict(ENV, TF_CONFIG=tf_config(ports, i)), stdout=subprocess.PIPE,

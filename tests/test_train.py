@@ -18,7 +18,7 @@ from maae_tf.data import synthetic
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--config=configs/quickstart.py", "--config.image_size=32", "--config.width=0.0625",
         "--config.batch_size=2", "--config.log_every=1", "--config.image_every=3",
-        "--config.synthetic.build_if_missing=False"]
+        "--config.synthetic.build_if_missing=False", "--config.eval.every=0"]
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +58,11 @@ def test_unknown_attribute_lists_the_valid_ones(tmp_path, synth):
 
 def test_short_run_writes_config_checkpoints_and_summaries(tmp_path, synth):
     workdir = tmp_path / "run"
+    # with the in-training evaluation every 2 steps (its classifier trained into a private folder)
     r = run(train_cmd(workdir, synth, "--config.train_steps=4", "--config.checkpoint_every=2",
-                      "--profile_steps=1,3"))
+                      "--profile_steps=1,3", "--config.eval.every=2", "--config.eval.batch=4",
+                      "--config.eval.classifier_steps=10", "--config.eval.classifier_batch=4",
+                      f"--config.eval.classifier_dir={tmp_path / 'classifier'}"))
     assert r.returncode == 0, r.stderr[-3000:]
     assert list((workdir / "tensorboard" / "plugins" / "profile").glob("*/*.xplane.pb"))  # --profile_steps
     cfg = json.loads((workdir / "config.json").read_text())
@@ -76,6 +79,11 @@ def test_short_run_writes_config_checkpoints_and_summaries(tmp_path, synth):
     for term in ("g_loss", "d_loss", "vae", "kl", "reconstruction", "gan", "id", "cycle", "mask", "d_accuracy"):
         assert f"train/{term}" in tags
     assert images >= 2  # at start and at step 3
+    for name in ("attribute_accuracy", "background_psnr", "reconstruction_psnr", "fidelity"):
+        assert f"eval/{name}" in tags, name
+    assert [f"eval step {s} |" in r.stderr for s in (0, 2, 4)] == [True] * 3
+    assert "editing accuracy" in r.stderr and "background PSNR" in r.stderr
+    assert (tmp_path / "classifier" / "classifier.json").exists()  # trained once, kept for reuse
 
 
 def test_kill_9_then_rerun_resumes_from_the_last_checkpoint(tmp_path, synth):
