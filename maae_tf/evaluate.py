@@ -27,6 +27,11 @@ G(x, -δ0) for a positive, maae_tf.scoring):
   attribute_accuracy_plus    share of test NEGATIVES judged positive after G(x, +δ0)
   attribute_accuracy_minus   share of test POSITIVES judged negative after G(x, -δ0)
   attribute_accuracy         both together (over negatives + positives)
+  attribute_keep_accuracy    share of edits TOWARDS the label an image has (G(x, -δ0) of a negative,
+                             G(x, +δ0) of a positive) judged to keep it
+  reconstruction_attribute_accuracy
+                             share of G(x, 0) judged to keep x's label (with the previous key: a
+                             generator that inverts the attribute whatever δ is scores ~0 here)
   background_psnr / _ssim / _l1
                              x vs G(x, +δ0) and vs G(x, -δ0) over the background mask only, every
                              (image, edit) pair with a non-empty mask (_plus / _minus: one edit)
@@ -40,6 +45,9 @@ G(x, -δ0) for a positive, maae_tf.scoring):
                              real_fidelity_score: the same on the real x, for scale
   sweep_monotonic_share      share of the first eval.sweep_images images whose P(attribute) never
                              drops (by more than eval.sweep_tolerance) along the δ sweep
+  sweep_direction_share      share of those sweeps that cross the classifier's boundary the right
+                             way: P(attribute) < 0.5 at -δ0 and > 0.5 at +δ0 (a flat sweep is
+                             monotonic but not directed)
   num_images                 N; every metric also has `<name>_count`, the images it averages
 
 PSNR / SSIM conventions (peak 1 on [0, 1] images, 100 dB cap; SSIM as tf.image.ssim):
@@ -126,6 +134,8 @@ REPORT_ROWS = (
     ("attribute_accuracy_plus", "attribute accuracy, negatives + δ0 judged positive"),
     ("attribute_accuracy_minus", "attribute accuracy, positives − δ0 judged negative"),
     ("attribute_accuracy", "attribute accuracy, both edits"),
+    ("attribute_keep_accuracy", "label kept by the edit towards it (negatives − δ0, positives + δ0)"),
+    ("reconstruction_attribute_accuracy", "label kept by G(x, 0)"),
     ("background_psnr", "background PSNR (dB), x vs G(x, ±δ0)"),
     ("background_ssim", "background SSIM, x vs G(x, ±δ0)"),
     ("background_l1", "background L1 ([0, 1] scale), x vs G(x, ±δ0)"),
@@ -136,6 +146,7 @@ REPORT_ROWS = (
     ("fidelity_score", "fidelity score, sigmoid D(flipping edit)"),
     ("real_fidelity_score", "fidelity score of the real images"),
     ("sweep_monotonic_share", "share of δ sweeps with P(attribute) monotonic"),
+    ("sweep_direction_share", "share of δ sweeps from P < 0.5 at −δ0 to P > 0.5 at +δ0"),
 )
 
 
@@ -238,6 +249,8 @@ def evaluate(workdir: str, num_images: int | None = None, seed: int | None = Non
     _mean(ok[~truth], "attribute_accuracy_plus", m)
     _mean(ok[truth], "attribute_accuracy_minus", m)
     _mean(ok, "attribute_accuracy", m)
+    _mean(scores["keep_success"].astype(np.float64), "attribute_keep_accuracy", m)
+    _mean(scores["reconstruction_kept"].astype(np.float64), "reconstruction_attribute_accuracy", m)
     for name in ("psnr", "ssim", "l1"):
         plus, minus = scores[f"background_{name}_plus"], scores[f"background_{name}_minus"]
         _mean(np.concatenate([plus, minus]), f"background_{name}", m)
@@ -252,6 +265,8 @@ def evaluate(workdir: str, num_images: int | None = None, seed: int | None = Non
     _mean(scores["real_fidelity"], "real_fidelity_score", m)
     tolerance = float(config.eval.sweep_tolerance)
     m["sweep_monotonic_share"], m["sweep_monotonic_share_count"] = metrics.monotonic_share(sweep_p, tolerance)
+    directed = (sweep_p[:, 0] < 0.5) & (sweep_p[:, -1] > 0.5)
+    _mean(directed.astype(np.float64), "sweep_direction_share", m)
     m["sweep_deltas"] = [float(d) for d in sweep_deltas]
     m["sweep_mean_probability"] = [float(p) for p in sweep_p.mean(axis=0)] if len(sweep_p) else []
     m["sweep_tolerance"] = tolerance
@@ -282,10 +297,11 @@ def evaluate(workdir: str, num_images: int | None = None, seed: int | None = Non
 # ----- several runs: the ablation table ------------------------------------------------------------
 
 COMPARE_COLUMNS = (
-    ("attribute_accuracy", "editing acc."), ("background_psnr", "bg PSNR"), ("background_ssim", "bg SSIM"),
+    ("attribute_accuracy", "editing acc."), ("attribute_keep_accuracy", "keep acc."),
+    ("reconstruction_attribute_accuracy", "recon keeps label"), ("background_psnr", "bg PSNR"), ("background_ssim", "bg SSIM"),
     ("background_l1", "bg L1"), ("reconstruction_psnr", "recon PSNR"), ("reconstruction_ssim", "recon SSIM"),
     ("identity_similarity", "identity"), ("fidelity_score", "fidelity"),
-    ("sweep_monotonic_share", "monotonic sweeps"),
+    ("sweep_monotonic_share", "monotonic sweeps"), ("sweep_direction_share", "directed sweeps"),
 )
 # bookkeeping keys that never make two runs different methods
 _NOT_A_VARIANT = ("log_every", "image_every", "checkpoint_every", "keep_checkpoints", "eval", "strategy",

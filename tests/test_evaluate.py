@@ -96,6 +96,39 @@ def test_flip_deltas_point_away_from_the_label():
     assert scoring.flip_deltas([False], 2.5).dtype == np.float32
 
 
+class _RedJudge:
+    """A stand-in classifier: the attribute is 'red' (logit = mean red - mean blue)."""
+
+    def __call__(self, images, training=False):
+        x = np.asarray(images)
+        return (x[..., 0] - x[..., 2]).mean(axis=(1, 2))[:, None]
+
+
+class _Inverter:
+    """A generator that swaps red and blue whatever δ is: it flips every label, also at δ = 0."""
+
+    def generate(self, images, delta):
+        import tensorflow as tf
+
+        return tf.convert_to_tensor(np.asarray(images)[..., ::-1].copy())
+
+    def discriminator(self, images, training=False):
+        return np.zeros((len(images), 2), np.float32)
+
+
+def test_scores_expose_a_generator_that_inverts_whatever_delta_is():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-0.2, 0.2, (6, 16, 16, 3)).astype(np.float32)
+    positive = np.array([True, False] * 3)
+    x[positive, ..., 0] += 0.6   # positives red
+    x[~positive, ..., 2] += 0.6  # negatives blue
+    s = scoring.score_batch(_Inverter(), x, np.ones((6, 16, 16, 1)), positive, _RedJudge(), 0, 5.0, ssim=False)
+    assert s["edit_success"].all()                  # the flip rate alone calls it perfect
+    assert not s["keep_success"].any()              # but the edit towards the label flips it too
+    assert not s["reconstruction_kept"].any()       # and so does δ = 0
+    np.testing.assert_allclose(s["fidelity"], 0.5)  # sigmoid(0) at the target head
+
+
 # ------------------------------------------------------------------------------ evaluate (CLI)
 
 
@@ -126,7 +159,8 @@ def _cli(*args):
 KEYS = ("classifier_accuracy", "attribute_accuracy_plus", "attribute_accuracy_minus", "attribute_accuracy",
         "background_psnr", "background_psnr_plus", "background_psnr_minus", "background_l1",
         "background_ssim", "reconstruction_psnr", "reconstruction_l1", "reconstruction_ssim",
-        "identity_similarity", "fidelity_score", "real_fidelity_score", "sweep_monotonic_share")
+        "identity_similarity", "fidelity_score", "real_fidelity_score", "sweep_monotonic_share",
+        "attribute_keep_accuracy", "reconstruction_attribute_accuracy", "sweep_direction_share")
 
 
 def test_evaluate_cli_end_to_end(tiny_run):
@@ -141,7 +175,8 @@ def test_evaluate_cli_end_to_end(tiny_run):
     for key in KEYS:
         assert isinstance(m[key], float) and math.isfinite(m[key]), (key, m[key])
         assert isinstance(m[key + "_count"], int) and m[key + "_count"] > 0, key
-    for key in KEYS[:4] + ("background_ssim", "reconstruction_ssim", "fidelity_score", "sweep_monotonic_share"):
+    for key in KEYS[:4] + KEYS[-3:] + ("background_ssim", "reconstruction_ssim", "fidelity_score",
+                                       "sweep_monotonic_share"):
         assert 0.0 <= m[key] <= 1.0, (key, m[key])
     for key in ("background_psnr", "background_psnr_plus", "background_psnr_minus", "reconstruction_psnr"):
         assert 0.0 < m[key] <= metrics.PSNR_CAP_DB, (key, m[key])
@@ -151,6 +186,7 @@ def test_evaluate_cli_end_to_end(tiny_run):
     assert m["classifier_accuracy"] >= 0.9           # the colour is obvious
     assert m["attribute_accuracy_plus_count"] == m["num_negatives"]
     assert m["attribute_accuracy_minus_count"] == m["num_positives"]
+    assert m["attribute_keep_accuracy_count"] == m["reconstruction_attribute_accuracy_count"] == 9
     assert m["background_psnr_count"] == 2 * 9 and m["reconstruction_psnr_count"] == 9
     assert m["identity_similarity_count"] == m["fidelity_score_count"] == 9  # one flipping edit per image
     assert m["sweep_monotonic_share_count"] == 9 and len(m["sweep_mean_probability"]) == len(m["sweep_deltas"]) == 9

@@ -120,6 +120,34 @@ def test_train_step_updates_both_networks_and_tracks_every_term(cycle):
     assert total == pytest.approx(float(logs["g_loss"]), rel=1e-5)
 
 
+class _RecordingD:
+    """Delegates to D and records how many images each call judges."""
+
+    def __init__(self, d):
+        self.d, self.sizes = d, []
+
+    def __call__(self, images, training=False):
+        self.sizes.append(int(images.shape[0]))
+        return self.d(images, training=training)
+
+    @property
+    def trainable_variables(self):
+        return self.d.trainable_variables
+
+
+@pytest.mark.parametrize("edits, g_images, d_images", [("all", 4, 6), ("flipping", 2, 4)])
+def test_d_judges_the_edits_adversarial_edits_names(edits, g_images, d_images):
+    """docs/method.md §4: with "all", the G loss sends G(x1, ±δ0) and G(x2, ±δ0) through D and the
+    D step sees x1, x2 and those four; with "flipping" only G(x1, +δ0) and G(x2, -δ0)."""
+    keras.utils.set_random_seed(0)
+    m = build_model(small_config(adversarial_edits=edits))
+    recording = _RecordingD(m.discriminator)
+    object.__setattr__(m, "discriminator", recording)  # plain attribute: no Keras tracking
+    logs = m.train_step(pairs(b=2))
+    assert recording.sizes == [2 * g_images, 2 * d_images]
+    assert np.isfinite(float(logs["g_loss"])) and 0.0 <= float(logs["d_accuracy"]) <= 1.0
+
+
 def test_a_few_steps_with_fit_reduce_the_generator_loss():
     keras.utils.set_random_seed(0)
     m = build_model(small_config())
