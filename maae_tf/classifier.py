@@ -226,11 +226,11 @@ def _crop(config) -> list[float]:
 def default_dir(config) -> str:
     """Where the classifier of config's dataset, image size and crop lives: config.eval.classifier_dir
     when set, else `<cache>/classifiers/<dataset folder name>-<8 hex>-<S>px` (cache:
-    $MAAE_TF_CACHE, else ~/.cache/maae_tf; the hex: SHA-1 of the absolute data_dir, crop and S)."""
+    $MAAE_TF_CACHE, else ~/.cache/maae_tf; the hex: SHA-1 of the data_dir with symlinks resolved, crop and S)."""
     chosen = config.eval.get("classifier_dir", "")
     if chosen:
         return chosen
-    data_dir = os.path.abspath(config.data_dir)
+    data_dir = os.path.realpath(config.data_dir)
     key = json.dumps([data_dir, _crop(config), int(config.image_size)])
     digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:8]
     return os.path.join(cache_root(), "classifiers",
@@ -254,7 +254,7 @@ def _identity(config, steps, batch, seed, width) -> dict:
         "version": VERSION,
         "image_size": int(config.image_size),
         "crop": _crop(config),
-        "data_dir": os.path.abspath(config.data_dir),
+        "data_dir": os.path.realpath(config.data_dir),
         "attr_file_bytes": os.path.getsize(attr_file) if os.path.isfile(attr_file) else None,
         "steps": int(steps),
         "batch": int(batch),

@@ -61,6 +61,8 @@ def test_default_attrs_dir_and_column(tiny_celeba, private_cache, tmp_path):
     assert os.path.dirname(folder) == str(private_cache / "classifiers")
     assert re.fullmatch(r"celeba-[0-9a-f]{8}-32px", os.path.basename(folder)), folder
     assert classifier.default_dir(tiny_config(tiny_celeba, 64)) != folder
+    (tmp_path / "link").symlink_to(tiny_celeba, target_is_directory=True)
+    assert classifier.default_dir(tiny_config(tmp_path / "link")) == folder  # one dataset, one classifier
     cfg.crop_top = 0.0
     assert classifier.default_dir(cfg) != folder  # another crop, another classifier
     cfg.eval.classifier_dir = str(tmp_path / "mine")
