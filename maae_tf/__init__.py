@@ -8,8 +8,17 @@ Modules, one job each:
   models/         encoder, decoder, discriminator, identity network (paper Table 1)
   losses          the five loss terms (paper Eqs. 1-6)
   maae            MAAE(keras.Model): G(x, δ) = De(En(x) + δ·M) and its train_step
-  data/           the CelebA-layout reader and the synthetic face set
-  train, evaluate, bench   the commands (python -m maae_tf.<command>)
+  data/           the CelebA-layout reader, TFRecord preparation and the synthetic face set
+  masks/          background-mask sources and their evaluation
+  precision, distribute    mixed precision policies; tf.distribute strategies and the custom loop
+  callbacks       progress line, TensorBoard, in-training evaluation, checkpoints
+  classifier      the dataset's independent attribute classifier (evaluation protocol)
+  scoring         per-image scores of a run's edits (shared by evaluate and training)
+  metrics         PSNR, SSIM, L1 on masks; sweep monotonicity
+  face_identity   identity preservation by an independent face recogniser (dlib, or F_ID)
+  export, serving/, edit, faces   SavedModel export, TF Serving client, editing photos
+  train, evaluate, train_classifier, train_identity, bench, export, edit, face_identity
+                  the commands (python -m maae_tf.<command>)
 """
 
 __version__ = "0.1.0"
