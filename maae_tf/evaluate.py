@@ -73,6 +73,7 @@ from maae_tf.files import write_text_atomic
 
 EVAL_DIR = "eval"
 BATCH = 32
+VERSION = 2  # of the metrics: a metrics.json of another version is never reused (--reuse)
 
 FLAGS = flags.FLAGS
 
@@ -93,6 +94,8 @@ def define_flags() -> None:
         (flags.DEFINE_integer, "num_examples", 8, "Rows of examples.png and sweep.png."),
         (flags.DEFINE_enum, "identity_network", None, ["auto", "dlib", "fid"],
          "Face-recognition network of identity_similarity; default config.eval.identity_network."),
+        (flags.DEFINE_bool, "reuse", False, "--workdirs: reuse a run's eval/metrics.json when it is of the same "
+                                            "checkpoint, image count, seed and identity network."),
     )
     for define, name, default, *rest in specs:
         if name not in FLAGS:
@@ -183,6 +186,33 @@ def _mean(values, key: str, m: dict) -> None:
     m[key], m[key + "_count"] = metrics.mean_finite(values)
 
 
+def _request(config, num_images, seed, identity_network) -> dict:
+    """What an evaluation was asked for, with the config's defaults filled in."""
+    return {"num_images": int(config.eval.num_images if num_images is None else num_images),
+            "seed": int(config.seed if seed is None else seed),
+            "identity_network": identity_network or config.eval.identity_network}
+
+
+def reusable(workdir: str, num_images: int | None = None, seed: int | None = None,
+             identity_network: str | None = None) -> dict | None:
+    """WORKDIR/eval/metrics.json when it holds this metrics VERSION, of the run's latest checkpoint,
+    for the same request (image count, seed, identity network); else None."""
+    from maae_tf.config import load_workdir_config
+
+    path = os.path.join(workdir, EVAL_DIR, "metrics.json")
+    latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    if not (os.path.isfile(path) and latest):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            m = json.load(f)
+    except (OSError, ValueError):
+        return None
+    want = _request(load_workdir_config(workdir), num_images, seed, identity_network)
+    same = m.get("version") == VERSION and m.get("request") == want and m.get("step") == int(latest.rsplit("-", 1)[1])
+    return m if same else None
+
+
 def evaluate(workdir: str, num_images: int | None = None, seed: int | None = None,
              num_examples: int = 8, identity_network: str | None = None) -> dict:
     """Evaluates the latest checkpoint of `workdir`; writes WORKDIR/eval/{metrics.json, report.md,
@@ -230,7 +260,8 @@ def evaluate(workdir: str, num_images: int | None = None, seed: int | None = Non
     sweep_p = np.concatenate(sweeps) if sweeps else np.zeros((0, len(sweep_deltas)))
     n = int(truth.size)
 
-    m = {"workdir": os.path.abspath(workdir), "step": int(step), "attr": attr, "delta": d0, "seed": seed,
+    m = {"version": VERSION, "request": _request(config, num_images, seed, identity_network),
+         "workdir": os.path.abspath(workdir), "step": int(step), "attr": attr, "delta": d0, "seed": seed,
          "split": "test", "data_dir": str(config.data_dir), "image_size": int(config.image_size),
          "num_images": n, "num_positives": int(truth.sum()), "num_negatives": int((~truth).sum())}
 
@@ -352,12 +383,18 @@ def compare_markdown(rows: list[dict], variants: list[str]) -> str:
     return "\n".join(lines)
 
 
-def compare(workdirs, out: str | None = None, **kwargs) -> tuple[str, str]:
-    """Evaluates every run of `workdirs` (`evaluate`), writes OUT/comparison.{md,json} and returns
-    (the markdown table, OUT)."""
+def compare(workdirs, out: str | None = None, reuse: bool = False, **kwargs) -> tuple[str, str]:
+    """Evaluates every run of `workdirs` (`evaluate`; with `reuse`, a run's `reusable` metrics.json
+    stands), writes OUT/comparison.{md,json} and returns (the markdown table, OUT)."""
     if len(workdirs) < 1:
         raise ValueError("--workdirs names no run")
-    rows = [evaluate(w, **kwargs) for w in workdirs]
+    request = {k: kwargs.get(k) for k in ("num_images", "seed", "identity_network")}
+    rows = []
+    for w in workdirs:
+        m = reusable(w, **request) if reuse else None
+        if m is not None:
+            logging.info("reusing %s (step %d)", os.path.join(w, EVAL_DIR, "metrics.json"), m["step"])
+        rows.append(m if m is not None else evaluate(w, **kwargs))
     variants = config_differences(workdirs)
     out = out or os.path.join(os.path.dirname(os.path.abspath(workdirs[0])), "comparison")
     os.makedirs(out, exist_ok=True)
@@ -496,7 +533,8 @@ def main(argv):
             _print_run(evaluate(FLAGS.workdir, identity_network=FLAGS.identity_network, **kwargs))
         elif FLAGS.workdirs:
             t0 = time.perf_counter()
-            table, out = compare(FLAGS.workdirs, FLAGS.out, identity_network=FLAGS.identity_network, **kwargs)
+            table, out = compare(FLAGS.workdirs, FLAGS.out, reuse=FLAGS.reuse,
+                                 identity_network=FLAGS.identity_network, **kwargs)
             print(table)
             print(f"wrote {out}/comparison.md, comparison.json in {time.perf_counter() - t0:.1f} s")
         else:

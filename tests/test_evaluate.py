@@ -226,6 +226,18 @@ def test_compare_runs_in_one_table(tiny_run, tiny_celeba, tmp_path):
     assert all(r["num_images"] == 4 for r in rows)
     assert (ablation / "eval" / "metrics.json").exists()  # each run keeps its own evaluation
 
+    # --reuse: the same request on the same checkpoints reads both metrics.json back
+    stamps = [os.stat(w / "eval" / "metrics.json").st_mtime_ns for w in (tiny_run, ablation)]
+    proc = _cli(f"--workdirs={tiny_run},{ablation}", "--num_images=4", "--num_examples=2", "--reuse",
+                f"--out={tmp_path / 'cmp'}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [os.stat(w / "eval" / "metrics.json").st_mtime_ns for w in (tiny_run, ablation)] == stamps
+    assert (tmp_path / "cmp" / "comparison.md").read_text() == table
+    from maae_tf import evaluate
+
+    assert evaluate.reusable(str(ablation), num_images=4) is not None
+    assert evaluate.reusable(str(ablation), num_images=5) is None  # another request: evaluate again
+
 
 def test_multi_attribute_table(tiny_run, tiny_celeba, tmp_path):
     """--compose: sequential edits with 1 and 2 runs, the paper's Table 2 layout."""
