@@ -172,11 +172,18 @@ def load_workdir_config(workdir: str) -> ml_collections.ConfigDict:
         raise FileNotFoundError(f"{path} not found: is {workdir!r} a maae_tf training workdir?")
     with open(path, encoding="utf-8") as f:
         saved = json.load(f)
-    # Saved values over today's defaults: a run saved before a setting existed reads it as the
-    # default, which is what that run did.
+    # Saved values over today's defaults: a run saved before a setting existed reads it as what
+    # that run did, which is the default except for the keys of BEFORE_KEY_EXISTED.
     config = base_config()
+    for key, value in BEFORE_KEY_EXISTED.items():
+        if key not in saved:
+            config[key] = value
     _merge(config, saved)
     return config
+
+
+# Settings whose default changed when the key was added: what a run saved without the key did.
+BEFORE_KEY_EXISTED = {"adversarial_edits": "flipping"}
 
 
 def _merge(config: ml_collections.ConfigDict, values: dict) -> None:

@@ -48,6 +48,10 @@ def test_workdir_config_round_trip_and_old_runs_get_defaults(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(saved))
     loaded = load_workdir_config(str(tmp_path))
     assert loaded.lr_schedule == "constant" and loaded.width == 0.5
+    assert loaded.adversarial_edits == "all"  # saved with the key: what was saved
+    del saved["adversarial_edits"]  # a run from before the four judged edits judged two
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    assert load_workdir_config(str(tmp_path)).adversarial_edits == "flipping"
     with pytest.raises(FileNotFoundError, match="config.json"):
         load_workdir_config(str(tmp_path / "nothing"))
 
