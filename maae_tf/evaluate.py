@@ -410,7 +410,7 @@ def compare(workdirs, out: str | None = None, reuse: bool = False, **kwargs) -> 
 def multi_attribute(workdirs, num_images: int | None = None, seed: int | None = None, out: str | None = None,
                     num_examples: int = 8) -> dict:
     """Sequential edits with the first k runs, k = 1 ... K (as the exported model composes them,
-    `export.Editor.generate`): each run flips its attribute (+δ0 on a negative, -δ0 on a positive)
+    `export.Editor.generate`, computed one link at a time): each run flips its attribute (+δ0 on a negative, -δ0 on a positive)
     on the previous run's output. Per k: the fidelity score (mean over the k runs of sigmoid D_j on
     the final image at the head of attribute j's new label), the share of images with all k
     attributes flipped, the mean per-attribute flip rate and the background PSNR of the final image.
@@ -443,10 +443,10 @@ def multi_attribute(workdirs, num_images: int | None = None, seed: int | None = 
         mask = batch["mask"].numpy()
         positive = batch["labels"].numpy()[:, label_cols] > 0.5                  # [N, K]
         deltas = np.stack([scoring.flip_deltas(positive[:, j], configs[j].delta_max) for j in range(k_all)], 1)
-        row = [x]
+        row, y = [x], x
         for k in range(1, k_all + 1):
-            editor = export.Editor(models[:k], configs[:k], steps[:k])
-            y = editor.generate(tf.constant(x), tf.constant(deltas[:, :k])).numpy()
+            # the k-th network edits the (k-1)-th's output: export.Editor.generate's chain, one link a step
+            y = models[k - 1].generate(y, deltas[:, k - 1]).numpy()
             p = classifier.probabilities(judge, y)[:, clf_cols[:k]]
             flipped = (p > 0.5) == ~positive[:, :k]                               # [N, k]
             fid = np.mean([scoring.discriminator_scores(models[j], y, ~positive[:, j]) for j in range(k)], 0)
