@@ -136,9 +136,13 @@ class EditEvaluator(keras.callbacks.Callback):
     `held_out`: dict image [N, S, S, 3], mask [N, S, S, 1], positive bool [N];
     `judge`: the dataset's attribute classifier, `column`: the run attribute's output."""
 
-    SCALARS = ("attribute_accuracy", "attribute_accuracy_plus", "attribute_accuracy_minus",
-               "attribute_keep_accuracy", "reconstruction_attribute_accuracy", "background_psnr",
-               "reconstruction_psnr", "fidelity")
+    # TensorBoard tag (eval/<tag>) -> key of scoring.summarize
+    SCALARS = {"attribute_accuracy": "attribute_accuracy", "attribute_accuracy_plus": "attribute_accuracy_plus",
+               "attribute_accuracy_minus": "attribute_accuracy_minus",
+               "attribute_keep_accuracy": "attribute_keep_accuracy",
+               "reconstruction_attribute_accuracy": "reconstruction_attribute_accuracy",
+               "background_psnr": "background_psnr", "reconstruction_psnr": "reconstruction_psnr",
+               "fidelity": "fidelity_score"}
 
     def __init__(self, writer, every: int, held_out: dict, judge, column: int, delta_max: float):
         super().__init__()
@@ -147,43 +151,33 @@ class EditEvaluator(keras.callbacks.Callback):
         self.held_out = held_out
         self.judge, self.column = judge, column
         self.delta_max = float(delta_max)
-        self.history = []  # (step, summary) of every evaluation of this process
 
     def summary(self) -> dict:
-        """The scalars of SCALARS (means over the held-out batch) and their image counts."""
+        """`scoring.summarize` of the held-out batch (means and counts; None where nothing counts)."""
         from maae_tf import scoring
 
         h = self.held_out
         s = scoring.score_batch(self.model, h["image"], h["mask"], h["positive"], self.judge, self.column,
                                 self.delta_max, ssim=False)
-        pos = np.asarray(h["positive"], bool)
-        out = {"attribute_accuracy": float(np.mean(s["edit_success"])),
-               "attribute_accuracy_plus": float(np.mean(s["edit_success"][~pos])) if (~pos).any() else math.nan,
-               "attribute_accuracy_minus": float(np.mean(s["edit_success"][pos])) if pos.any() else math.nan,
-               "attribute_keep_accuracy": float(np.mean(s["keep_success"])),
-               "reconstruction_attribute_accuracy": float(np.mean(s["reconstruction_kept"])),
-               "reconstruction_psnr": float(np.mean(s["reconstruction_psnr"])),
-               "fidelity": float(np.mean(s["fidelity"]))}
-        bg = np.concatenate([s["background_psnr_plus"], s["background_psnr_minus"]])
-        bg = bg[np.isfinite(bg)]
-        out["background_psnr"] = float(bg.mean()) if bg.size else math.nan
-        out["num_images"], out["num_positives"] = int(pos.size), int(pos.sum())
+        out = scoring.summarize(s, h["positive"])
+        out["num_positives"] = int(np.sum(h["positive"]))
         return out
 
     def evaluate(self, step: int) -> dict:
         m = self.summary()
-        self.history.append((step, m))
         with self.writer.as_default(step=step):
-            for name in self.SCALARS:
-                if math.isfinite(m[name]):
-                    tf.summary.scalar(f"eval/{name}", m[name])
+            for tag, key in self.SCALARS.items():
+                if m[key] is not None:
+                    tf.summary.scalar(f"eval/{tag}", m[key])
         self.writer.flush()
+        v = {key: math.nan if m[key] is None else m[key] for key in self.SCALARS.values()}
         logging.info("eval step %d | editing accuracy %.3f (+δ0 %.3f, -δ0 %.3f) | label kept by the other "
                      "edit %.3f, by G(x, 0) %.3f | background PSNR %.2f dB | reconstruction PSNR %.2f dB | "
                      "fidelity %.3f | %d held-out test images (%d positive)",
-                     step, m["attribute_accuracy"], m["attribute_accuracy_plus"], m["attribute_accuracy_minus"],
-                     m["attribute_keep_accuracy"], m["reconstruction_attribute_accuracy"], m["background_psnr"],
-                     m["reconstruction_psnr"], m["fidelity"], m["num_images"], m["num_positives"])
+                     step, v["attribute_accuracy"], v["attribute_accuracy_plus"], v["attribute_accuracy_minus"],
+                     v["attribute_keep_accuracy"], v["reconstruction_attribute_accuracy"], v["background_psnr"],
+                     v["reconstruction_psnr"], v["fidelity_score"], m["attribute_accuracy_count"],
+                     m["num_positives"])
         return m
 
     def on_train_begin(self, logs=None):

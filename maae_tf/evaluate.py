@@ -276,24 +276,10 @@ def evaluate(workdir: str, num_images: int | None = None, seed: int | None = Non
     m["classifier"] = {k: clf_info.get(k) for k in ("steps", "batch", "seed", "reused", "train_seconds", "path",
                                                      "attrs", "mean_test_accuracy")}
 
-    ok = scores["edit_success"].astype(np.float64)
-    _mean(ok[~truth], "attribute_accuracy_plus", m)
-    _mean(ok[truth], "attribute_accuracy_minus", m)
-    _mean(ok, "attribute_accuracy", m)
-    _mean(scores["keep_success"].astype(np.float64), "attribute_keep_accuracy", m)
-    _mean(scores["reconstruction_kept"].astype(np.float64), "reconstruction_attribute_accuracy", m)
-    for name in ("psnr", "ssim", "l1"):
-        plus, minus = scores[f"background_{name}_plus"], scores[f"background_{name}_minus"]
-        _mean(np.concatenate([plus, minus]), f"background_{name}", m)
-        _mean(plus, f"background_{name}_plus", m)
-        _mean(minus, f"background_{name}_minus", m)
-        _mean(scores[f"reconstruction_{name}"], f"reconstruction_{name}", m)
+    m.update(scoring.summarize(scores, truth))
     m["background_count_note"] = ("background counts are (image, edit) pairs: each image with a "
                                   "non-empty background mask counts once per edit (+δ0, -δ0)")
-    _mean(scores["identity_similarity"], "identity_similarity", m)
     m["identity_network"] = embedder.name
-    _mean(scores["fidelity"], "fidelity_score", m)
-    _mean(scores["real_fidelity"], "real_fidelity_score", m)
     tolerance = float(config.eval.sweep_tolerance)
     m["sweep_monotonic_share"], m["sweep_monotonic_share_count"] = metrics.monotonic_share(sweep_p, tolerance)
     directed = (sweep_p[:, 0] < 0.5) & (sweep_p[:, -1] > 0.5)

@@ -96,6 +96,34 @@ def score_batch(model, images, masks, positive, judge_model, column: int, delta_
     return out
 
 
+def summarize(scores: dict, positive) -> dict:
+    """Means of `score_batch`'s per-image scores (concatenated over batches) under the evaluation's
+    metric names, each with `<name>_count`, the images (or (image, edit) pairs) it averages:
+    attribute_accuracy (_plus: negatives, _minus: positives), attribute_keep_accuracy,
+    reconstruction_attribute_accuracy, background_<m> (both edits; _plus, _minus) and
+    reconstruction_<m> for every metric m scored, fidelity_score, real_fidelity_score and, when
+    scored, identity_similarity. Non-finite values (an empty mask) are left out of the means."""
+    positive = np.asarray(positive, bool)
+    ok = np.asarray(scores["edit_success"], np.float64)
+    parts = {"attribute_accuracy_plus": ok[~positive], "attribute_accuracy_minus": ok[positive],
+             "attribute_accuracy": ok,
+             "attribute_keep_accuracy": np.asarray(scores["keep_success"], np.float64),
+             "reconstruction_attribute_accuracy": np.asarray(scores["reconstruction_kept"], np.float64),
+             "fidelity_score": scores["fidelity"], "real_fidelity_score": scores["real_fidelity"]}
+    for name in ("psnr", "ssim", "l1"):
+        if f"background_{name}_plus" in scores:
+            plus, minus = scores[f"background_{name}_plus"], scores[f"background_{name}_minus"]
+            parts.update({f"background_{name}": np.concatenate([plus, minus]),
+                          f"background_{name}_plus": plus, f"background_{name}_minus": minus,
+                          f"reconstruction_{name}": scores[f"reconstruction_{name}"]})
+    if "identity_similarity" in scores:
+        parts["identity_similarity"] = scores["identity_similarity"]
+    out = {}
+    for key, values in parts.items():
+        out[key], out[key + "_count"] = metrics.mean_finite(values)
+    return out
+
+
 def sweep(model, images, judge_model, column: int, deltas) -> tuple[list[np.ndarray], np.ndarray]:
     """The δ sweep of paper Fig. 6: G(x, δ) for every δ in `deltas` (a list of [N, S, S, 3]) and the
     classifier's P(attribute) of each, [N, len(deltas)] (the attribute should grow steadily with δ)."""
