@@ -19,6 +19,7 @@ the two edits that flip the label). Each batch is a dict of balanced pairs
 from __future__ import annotations
 
 import os
+import re
 
 import keras
 import tensorflow as tf
@@ -216,17 +217,86 @@ def checkpoint(model: MAAE) -> tf.train.Checkpoint:
     return tf.train.Checkpoint(model=model, g_optimizer=model.g_optimizer, d_optimizer=model.d_optimizer)
 
 
+_CKPT_FILE = re.compile(r"^ckpt-(\d+)\.(index|data-\d+-of-\d+)$")
+
+
+def saved_checkpoints(directory: str) -> list[str]:
+    """The ckpt-N prefixes with files in `directory`, oldest first, whatever the state file
+    (`checkpoint`) says: a copy of a run may lack it, or a kill may land between save and update."""
+    steps = set()
+    if os.path.isdir(directory):
+        steps = {int(m.group(1)) for m in map(_CKPT_FILE.match, os.listdir(directory)) if m}
+    return [os.path.join(directory, f"ckpt-{n}") for n in sorted(steps)]
+
+
+def checkpoint_files(prefix: str) -> list[str]:
+    """The files of the checkpoint `prefix` (its .index and .data-* shards)."""
+    directory, name = os.path.split(prefix)
+    return sorted(os.path.join(directory, f) for f in os.listdir(directory)
+                  if (m := _CKPT_FILE.match(f)) and f"ckpt-{m.group(1)}" == name)
+
+
+def _damage(prefix: str, error: Exception) -> str:
+    """Which file of `prefix` is damaged and how, in a few words."""
+    name = os.path.basename(prefix)
+    message = re.sub(r"\{\{.*?\}\}\s*", "", (str(error).strip().splitlines() or [type(error).__name__])[-1])
+    if not os.path.isfile(prefix + ".index"):
+        return f"{name}.index is missing"
+    if "sstable" in message:
+        return f"{name}.index: {message}"
+    data = [os.path.basename(f) for f in checkpoint_files(prefix) if not f.endswith(".index")]
+    if "No such file" in message or not data:
+        return f"{name}: a data file is missing"
+    return f"{', '.join(data)}: {message[:120]}"
+
+
+def restore_newest(model: MAAE, directory: str, partial: bool = False) -> tuple[str | None, list[tuple[str, str]]]:
+    """Restores into `model` the newest checkpoint of `directory` that reads back whole (train
+    resumes from it; the loader refuses to skip one). Returns its prefix (None when none restores)
+    and (prefix, what is damaged) for each newer one. `partial`: variables the model lacks (the
+    identity network of an inference model) may stay unread. A checkpoint that reads back but does
+    not fit the model is a ValueError: older ones would not fit either."""
+    damaged = []
+    for prefix in reversed(saved_checkpoints(directory)):
+        try:
+            status = checkpoint(model).restore(prefix)
+            if partial:
+                status.expect_partial()
+            status.assert_existing_objects_matched()
+        except (IndexError, tf.errors.OpError) as e:  # a truncated, missing or corrupt file
+            damaged.append((prefix, _damage(prefix, e)))
+            continue
+        except (ValueError, AssertionError) as e:
+            detail = (str(e).strip().splitlines() or [""])[0][:200]
+            raise ValueError(f"checkpoint {prefix} does not fit the model of this config ({detail})") from None
+        return prefix, damaged
+    return None, damaged
+
+
+def describe_damaged(damaged: list[tuple[str, str]]) -> str:
+    """'checkpoint DIR/ckpt-10 is damaged (...)' for one, '2 checkpoints are damaged: ...' for more."""
+    if len(damaged) == 1:
+        return f"checkpoint {damaged[0][0]} is damaged ({damaged[0][1]})"
+    return f"{len(damaged)} checkpoints are damaged: " + "; ".join(f"{p} ({what})" for p, what in damaged)
+
 
 def load_from_workdir(workdir: str, with_identity: bool = False):
     """The model of a training run, built from its saved config.json and restored from its latest
     checkpoint (evaluation, export). Returns (model, config, step). Raises FileNotFoundError when
-    the workdir has no checkpoint."""
+    the workdir has no checkpoint, ValueError naming the files when the latest one is damaged (an
+    older one is never used silently)."""
     config = load_workdir_config(workdir)
     model = build_model(config, identity=None if with_identity else False)
-    latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
-    if latest is None:
-        raise FileNotFoundError(f"no checkpoint in {os.path.join(workdir, 'checkpoints')}: train first")
-    status = checkpoint(model).restore(latest)
-    status.expect_partial()  # the identity network's weights are not needed for inference
-    status.assert_existing_objects_matched()
+    directory = os.path.join(workdir, "checkpoints")
+    # the identity network's weights are not needed for inference
+    restored, damaged = restore_newest(model, directory, partial=True)
+    if damaged:
+        saved = saved_checkpoints(directory)
+        older = [os.path.basename(p) for p in reversed(saved[:len(saved) - len(damaged)])]
+        raise ValueError(f"{describe_damaged(damaged)}; " + (
+            f"older checkpoints there: {', '.join(older)} (delete the damaged files to use "
+            f"{os.path.basename(restored)}, or copy the run again)" if restored
+            else "no older checkpoint restores: copy the run again or train it anew"))
+    if restored is None:
+        raise FileNotFoundError(f"no checkpoint in {directory}: train first")
     return model, config, int(model.g_optimizer.iterations.numpy())

@@ -5,9 +5,10 @@
         --config.data_dir=/data/celeba --workdir=runs/blond_hair
 
 The workdir holds everything of a run: config.json (the resolved config, read back by evaluate,
-export and bench), checkpoints/ (tf.train.CheckpointManager, numbered by step; a rerun resumes
-from the latest, also after kill -9) and tensorboard/ (scalars for every loss term and D's
-accuracy, edit grids, step time).
+export and bench; written once the resume has succeeded), checkpoints/ (tf.train.CheckpointManager,
+numbered by step; a rerun resumes from the newest checkpoint that restores, also after kill -9,
+without the state file, or past a truncated checkpoint, which goes to checkpoints/damaged/) and
+tensorboard/ (scalars for every loss term and D's accuracy, edit grids, step time).
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from maae_tf import config as config_lib
 from maae_tf import distribute, precision
 from maae_tf.callbacks import Checkpointer, EditEvaluator, Profiler, TrainMonitor, global_step
 from maae_tf.data import celeba
-from maae_tf.maae import build_model, checkpoint
+from maae_tf.files import write_text_atomic
+from maae_tf.maae import (build_model, checkpoint, checkpoint_files, describe_damaged, restore_newest,
+                          saved_checkpoints)
 
 # Settings that may change when a run is resumed; all others must match the saved config.json.
 RESUMABLE_KEYS = ("train_steps", "log_every", "image_every", "checkpoint_every", "keep_checkpoints", "eval",
@@ -124,6 +127,68 @@ def edit_evaluator(cfg, writer) -> EditEvaluator | None:
     return EditEvaluator(writer, cfg.eval.every, held_out, judge, classifier.column(info, attr), cfg.delta_max)
 
 
+def resume(model, directory: str, write: bool) -> str | None:
+    """Restores the newest checkpoint in `directory` that reads back whole; returns it (None for a
+    new run). Never starts over on top of saved checkpoints: when none restores it raises naming
+    them. With `write` (the chief), damaged newer checkpoints are moved to `directory`/damaged/
+    and a missing or stale state file is written again, each said in one line."""
+    try:
+        restored, damaged = restore_newest(model, directory)
+    except ValueError as e:  # saved by other settings (e.g. config.json deleted, then width changed)
+        raise ValueError(f"{e}; resume with the settings it was trained with, or start a new --workdir") from None
+    if restored is None:
+        if damaged:
+            raise ValueError(f"{describe_damaged(damaged)}, and no older checkpoint restores: copy the run "
+                             "again, or start a new --workdir")
+        return None
+    logging.info("resumed from %s", restored)
+    if not write:
+        return restored
+    name = os.path.basename(restored)
+    if damaged:
+        aside = os.path.join(directory, "damaged")
+        os.makedirs(aside, exist_ok=True)
+        for prefix, _ in damaged:
+            for f in checkpoint_files(prefix):
+                os.replace(f, _free_path(os.path.join(aside, os.path.basename(f))))
+        logging.warning("%s: resumed from %s, the newest checkpoint that restores; the damaged files are kept "
+                        "in %s", describe_damaged(damaged), name, aside)
+    state = tf.train.get_checkpoint_state(directory)
+    if state is None or os.path.basename(state.model_checkpoint_path) != name:
+        saved = saved_checkpoints(directory)
+        if state is None:
+            logging.warning("%s is missing: resumed from %s, the newest of the checkpoints there (%s), and "
+                            "wrote the state file again", os.path.join(directory, "checkpoint"), name,
+                            ", ".join(os.path.basename(p) for p in saved))
+        elif not damaged:
+            logging.warning("%s names %s, but %s is newer and restores: resumed from %s",
+                            os.path.join(directory, "checkpoint"),
+                            os.path.basename(state.model_checkpoint_path), name, name)
+        write_checkpoint_state(directory, name, saved)
+    return restored
+
+
+def write_checkpoint_state(directory: str, latest: str, saved: list[str]) -> None:
+    """Writes `directory`/checkpoint, the CheckpointManager's state (a text CheckpointState proto),
+    naming `latest` and the checkpoints `saved` with their file times, so that keep_checkpoints
+    goes on deleting the oldest of them."""
+    times = [max(os.path.getmtime(f) for f in checkpoint_files(p)) for p in saved]
+    lines = ([f'model_checkpoint_path: "{latest}"']
+             + [f'all_model_checkpoint_paths: "{os.path.basename(p)}"' for p in saved]
+             + [f"all_model_checkpoint_timestamps: {t!r}" for t in times]
+             + [f"last_preserved_timestamp: {min(times) - 1.0!r}"])
+    write_text_atomic(os.path.join(directory, "checkpoint"), "\n".join(lines) + "\n")
+
+
+def _free_path(path: str) -> str:
+    """`path`, or `path`.1, .2 ... when it exists (an earlier damaged copy is kept too)."""
+    candidate, k = path, 0
+    while os.path.exists(candidate):
+        k += 1
+        candidate = f"{path}.{k}"
+    return candidate
+
+
 def parse_profile_steps(value: str | None):
     if not value:
         return None
@@ -147,20 +212,17 @@ def train(cfg, workdir: str, profile_steps=None, strategy=None) -> keras.Model:
     out = distribute.write_dir(workdir, strategy)  # workdir on the chief, a throwaway folder elsewhere
     prepare_data(cfg)
     check_resume(cfg, out)
-    config_lib.save_workdir_config(cfg, out)
     report_device()
     keras.utils.set_random_seed(cfg.seed)
     precision.apply(cfg.precision)
 
     with strategy.scope():
         model = build_model(cfg)
+    # every worker resumes from the chief's checkpoints (multi-host: keep workdir on shared storage)
+    resume(model, os.path.join(workdir, "checkpoints"), write=distribute.is_chief(strategy))
+    config_lib.save_workdir_config(cfg, out)  # only now: a resume that fails leaves the saved config as it was
     manager = tf.train.CheckpointManager(checkpoint(model), os.path.join(out, "checkpoints"),
                                          max_to_keep=cfg.keep_checkpoints)
-    # every worker resumes from the chief's checkpoints (multi-host: keep workdir on shared storage)
-    latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
-    if latest:
-        checkpoint(model).restore(latest).assert_existing_objects_matched()
-        logging.info("resumed from %s", latest)
     step = global_step(model)
     if step >= cfg.train_steps:
         logging.info("already trained to step %d (train_steps=%d)", step, cfg.train_steps)
