@@ -78,12 +78,14 @@ class TrainMonitor(keras.callbacks.Callback):
 
 
 class Checkpointer(keras.callbacks.Callback):
-    """Saves a checkpoint numbered by the global step at the end of every fit "epoch" (one epoch
-    = config.checkpoint_every steps) and at the end of training."""
+    """Saves a checkpoint numbered by the global step whenever that step is a multiple of `every`
+    (config.checkpoint_every), and at the end of training: a run of 7 steps with every=5 leaves
+    ckpt-5 and ckpt-7, and a resumed run keeps the same numbers."""
 
-    def __init__(self, manager: tf.train.CheckpointManager):
+    def __init__(self, manager: tf.train.CheckpointManager, every: int):
         super().__init__()
         self.manager = manager
+        self.every = int(every)
 
     def save(self):
         step = global_step(self.model)
@@ -92,7 +94,11 @@ class Checkpointer(keras.callbacks.Callback):
         path = self.manager.save(checkpoint_number=step)
         logging.info("checkpoint %s", path)
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_train_batch_end(self, batch, logs=None):
+        if global_step(self.model) % self.every == 0:
+            self.save()
+
+    def on_train_end(self, logs=None):
         self.save()
 
 

@@ -133,10 +133,10 @@ def distribute(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset, files
 
 
 def custom_loop(model, strategy: tf.distribute.Strategy, dataset: tf.data.Dataset, steps: int, callbacks=(),
-                checkpoint_every: int = 0, on_checkpoint=None, files_sharded: bool = False):
+                files_sharded: bool = False):
     """Trains `model` for `steps` steps with strategy.run(model.train_step) (the multi-worker
     path): the Keras callbacks get on_train_begin / on_train_batch_end(logs) / on_train_end like
-    fit() gives them, and `on_checkpoint()` runs every `checkpoint_every` steps and at the end."""
+    fit() gives them (checkpoints: the train command's Checkpointer callback)."""
     iterator = iter(distribute(strategy, dataset, files_sharded))
 
     @tf.function
@@ -154,10 +154,6 @@ def custom_loop(model, strategy: tf.distribute.Strategy, dataset: tf.data.Datase
         logs = step_fn(iterator)
         for cb in callbacks:
             cb.on_train_batch_end(i, logs)
-        if on_checkpoint is not None and checkpoint_every and (i + 1) % checkpoint_every == 0:
-            on_checkpoint()
-    if on_checkpoint is not None:
-        on_checkpoint()
     for cb in callbacks:
         cb.on_train_end(logs)
     return logs

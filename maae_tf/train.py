@@ -13,7 +13,6 @@ tensorboard/ (scalars for every loss term and D's accuracy, edit grids, step tim
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 
@@ -234,11 +233,8 @@ def train(cfg, workdir: str, profile_steps=None, strategy=None) -> keras.Model:
     pairs = celeba.pairs_dataset(data_cfg, split="train")
     held_out = edit_grid_images(cfg)
 
-    per_epoch = cfg.checkpoint_every
-    epochs = math.ceil(cfg.train_steps / per_epoch)
     writer = tf.summary.create_file_writer(os.path.join(out, "tensorboard"))
     monitor = TrainMonitor(writer, cfg.batch_size, cfg.log_every, cfg.image_every, held_out, cfg.delta_max)
-    checkpointer = Checkpointer(manager)
     callbacks = [monitor]
     if distribute.is_chief(strategy):  # the other workers of a multi-host run write nothing
         evaluator = edit_evaluator(cfg, writer)
@@ -246,19 +242,20 @@ def train(cfg, workdir: str, profile_steps=None, strategy=None) -> keras.Model:
             callbacks.append(evaluator)
     if profile_steps:
         callbacks.append(Profiler(os.path.join(out, "tensorboard"), *profile_steps))
+    # last: a step whose loss is not finite stops the run before it is saved
+    callbacks.append(Checkpointer(manager, cfg.checkpoint_every))
     logging.info("attribute %s: training steps %d -> %d, global batch %d pairs on %d replica(s), %d px, width %g, "
-                 "workdir %s", attributes.resolve(cfg.attr), step, epochs * per_epoch, cfg.batch_size,
+                 "workdir %s", attributes.resolve(cfg.attr), step, cfg.train_steps, cfg.batch_size,
                  strategy.num_replicas_in_sync, cfg.image_size, cfg.width, workdir)
     if multi_worker:
-        checkpointer.set_model(model)
         from maae_tf.data import records
 
-        distribute.custom_loop(model, strategy, pairs, epochs * per_epoch - step, callbacks,
-                               checkpoint_every=per_epoch, on_checkpoint=checkpointer.save,
+        distribute.custom_loop(model, strategy, pairs, cfg.train_steps - step, callbacks,
                                files_sharded=records.is_prepared(cfg.data_dir))
     else:
-        model.fit(pairs, epochs=epochs, initial_epoch=step // per_epoch, steps_per_epoch=per_epoch, verbose=0,
-                  shuffle=False, callbacks=callbacks + [checkpointer])
+        # one epoch of exactly the steps asked for; the Checkpointer saves on the global step count
+        model.fit(pairs, epochs=1, steps_per_epoch=cfg.train_steps - step, verbose=0, shuffle=False,
+                  callbacks=callbacks)
     writer.flush()
     return model
 
