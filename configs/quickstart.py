@@ -2,17 +2,18 @@
 
     python -m maae_tf.train --attr=mouth_open --config=configs/quickstart.py --workdir=runs/quickstart
 
-Builds the synthetic set (CelebA release layout) under data/synthetic on first use. The identity
+Builds the synthetic set (CelebA release layout) under data/synthetic on first use, and only there:
+another --config.data_dir must hold a dataset. The identity
 network is random and frozen here (no download; the run warns): real runs use VGG-Face or ImageNet
 weights, see configs/celeba.py. Init and learning rate differ from the paper's for a short CPU
 run (measurements in docs/method.md §2).
 """
-from maae_tf.config import base_config
+from maae_tf.config import SYNTHETIC_DIR, base_config
 
 
 def get_config():
     c = base_config()
-    c.data_dir = "data/synthetic"
+    c.data_dir = SYNTHETIC_DIR
     c.synthetic.build_if_missing = True
     c.synthetic.num = 6000
     c.image_size = 64

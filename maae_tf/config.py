@@ -16,6 +16,9 @@ import ml_collections
 # The repository's configs/ folder (celeba.py is the commands' default --config).
 CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 DEFAULT_CONFIG = os.path.join(CONFIGS_DIR, "celeba.py")
+# The quickstart's data_dir (relative to the working directory): the only folder that
+# synthetic.build_if_missing fills, so that a mistyped --config.data_dir is an error, not a new set.
+SYNTHETIC_DIR = "data/synthetic"
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -40,7 +43,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.batch_size = 64  # pairs (x1 negative, x2 positive) per step
     c.shuffle_buffer = 2048
     c.synthetic = ml_collections.ConfigDict()
-    c.synthetic.build_if_missing = False  # quickstart: build the synthetic set on first use
+    c.synthetic.build_if_missing = False  # quickstart: build the synthetic set in SYNTHETIC_DIR on first use
     c.synthetic.num = 0
     c.synthetic.seed = 0
 

@@ -46,17 +46,28 @@ def resolve_config(cfg, attr: str | None):
 
 
 def prepare_data(cfg) -> None:
-    """Builds the synthetic set when the config asks for it, then checks the CelebA layout (or the
-    prepared TFRecords, `python -m maae_tf.data.prepare`)."""
+    """Builds the synthetic set when the config asks for it, only at its default place
+    (config.SYNTHETIC_DIR: a folder the user names is never filled with synthetic faces), then
+    checks the CelebA layout (or the prepared TFRecords, `python -m maae_tf.data.prepare`)."""
     from maae_tf.data import records
 
-    if (cfg.synthetic.build_if_missing and not records.is_prepared(cfg.data_dir)
+    builds = cfg.synthetic.build_if_missing
+    at_default = bool(cfg.data_dir) and os.path.abspath(cfg.data_dir) == os.path.abspath(config_lib.SYNTHETIC_DIR)
+    if (builds and at_default and not records.is_prepared(cfg.data_dir)
             and not os.path.exists(os.path.join(cfg.data_dir, "list_attr_celeba.txt"))):
         from maae_tf.data import synthetic
 
         logging.info("building the synthetic face set (%d images) in %s", cfg.synthetic.num, cfg.data_dir)
         synthetic.ensure(cfg.data_dir, cfg.synthetic.num, seed=cfg.synthetic.seed)
-    celeba.check_layout(cfg.data_dir)
+    try:
+        celeba.check_layout(cfg.data_dir)
+    except FileNotFoundError as e:
+        if builds and not at_default:
+            raise FileNotFoundError(
+                f"{e}\nthe synthetic set is built only in {config_lib.SYNTHETIC_DIR} (the quickstart's data_dir); "
+                f"to build it elsewhere: python -m maae_tf.data.synthetic --out={cfg.data_dir} "
+                f"--num={cfg.synthetic.num}") from None
+        raise
 
 
 def check_resume(cfg, workdir: str) -> None:
