@@ -215,7 +215,6 @@ def train(cfg, workdir: str, profile_steps=None, strategy=None) -> keras.Model:
     # first: MultiWorkerMirroredStrategy must exist before any other TensorFlow op runs
     strategy = strategy or distribute.make_strategy(cfg.strategy)
     distribute.check_jit(strategy, cfg.jit_compile)
-    multi_worker = distribute.kind_of(strategy) == "multi_worker"
     if cfg.batch_size % strategy.num_replicas_in_sync:
         raise ValueError(f"batch_size {cfg.batch_size} (the global batch) must be a multiple of the "
                          f"{strategy.num_replicas_in_sync} replicas")
@@ -238,6 +237,22 @@ def train(cfg, workdir: str, profile_steps=None, strategy=None) -> keras.Model:
         logging.info("already trained to step %d (train_steps=%d)", step, cfg.train_steps)
         return model
 
+    try:
+        fit(model, cfg, strategy, manager, workdir, out, profile_steps)
+    except tf.errors.InvalidArgumentError as e:  # a damaged image file of a release-layout folder
+        problem = celeba.explain_decode_error(e, cfg)
+        if problem is None:
+            raise
+        raise ValueError(f"{problem}: training stopped, the checkpoints saved so far are kept; remove the file "
+                         f"and its row in {celeba.ATTR_FILE}, or prepare the folder (python -m maae_tf.data.prepare "
+                         "skips unreadable images), then rerun to resume") from None
+    return model
+
+
+def fit(model, cfg, strategy, manager, workdir: str, out: str, profile_steps=None) -> None:
+    """Trains the restored `model` from its step to cfg.train_steps, writing to `out`."""
+    step = global_step(model)
+    multi_worker = distribute.kind_of(strategy) == "multi_worker"
     # A resumed run reshuffles from a seed tied to its step, rather than replaying the first pairs.
     data_cfg = cfg.copy_and_resolve_references()
     data_cfg.seed = cfg.seed + step
@@ -268,7 +283,6 @@ def train(cfg, workdir: str, profile_steps=None, strategy=None) -> keras.Model:
         model.fit(pairs, epochs=1, steps_per_epoch=cfg.train_steps - step, verbose=0, shuffle=False,
                   callbacks=callbacks)
     writer.flush()
-    return model
 
 
 def main(argv):

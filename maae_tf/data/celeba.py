@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 
 import ml_collections
 import numpy as np
@@ -370,6 +371,29 @@ def find_corrupt_images(paths) -> list[tuple[str, str]]:
         except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as e:
             bad.append((p, e.message.splitlines()[0] if e.message else type(e).__name__))
     return bad
+
+
+_CORRUPT = re.compile(r"corrupt (JPEG|PNG) file \((.*?)\):\] \[(.*?)\] \[size\] \[(\d+)\]")
+
+
+def explain_decode_error(error: tf.errors.OpError, config) -> str | None:
+    """One line naming the image file(s) behind a decode error of the file-based pipeline: the
+    path the in-graph check carries, else the files `find_corrupt_images` rejects among the
+    dataset's images and masks. None when `error` is not about an image file."""
+    m = _CORRUPT.search(error.message or "")
+    if m:
+        return f"{m.group(3)}: corrupt {m.group(1)} file ({m.group(2)}, {m.group(4)} bytes)"
+    from maae_tf.data import records
+
+    if records.is_prepared(config.data_dir) or not re.search(r"jpeg|png", error.message or "", re.I):
+        return None
+    paths, _ = split_files(config, "all")
+    logging.info("a decoder failed without naming its file: decoding the %d images of %s one by one",
+                 len(paths), config.data_dir)
+    bad = find_corrupt_images(paths + [p for p in mask_paths(config.data_dir, paths) if p])
+    if not bad:
+        return None
+    return f"{len(bad)} corrupt image file(s): " + "; ".join(f"{p} ({why})" for p, why in bad[:3])
 
 
 # --------------------------------------------------------------------------------------------

@@ -285,8 +285,22 @@ def write_shard(task) -> dict:
 
 
 def shard_done(out: str, k: int, n: int) -> bool:
+    """Shard k's record file and sidecar both exist and the file holds the sidecar's record count
+    whole (a shard damaged since, e.g. by a half copy, is written again)."""
     path = os.path.join(out, records.shard_name(k, n))
-    return os.path.isfile(path) and os.path.isfile(os.path.splitext(path)[0] + ".json")
+    side = os.path.splitext(path)[0] + ".json"
+    if not (os.path.isfile(path) and os.path.isfile(side)):
+        return False
+    try:
+        with open(side, encoding="utf-8") as f:
+            expected = int(json.load(f)["records"])
+    except (OSError, ValueError, KeyError, TypeError):
+        problem = f"its sidecar {os.path.basename(side)} is unreadable"
+    else:
+        problem = records.shard_problem(path, expected)
+    if problem:
+        print(f"prepare: {path} is damaged ({problem}): writing it again", file=sys.stderr)
+    return problem is None
 
 
 def build_manifest(out: str, n: int, params: dict) -> dict:

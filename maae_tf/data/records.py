@@ -140,7 +140,8 @@ def read_manifest(data_dir: str) -> dict:
 
 
 def check_prepared(data_dir: str) -> dict:
-    """The manifest of a finished preparation; FileNotFoundError / ValueError naming what is wrong."""
+    """The manifest of a finished preparation; FileNotFoundError / ValueError naming what is wrong,
+    a damaged shard (cut short, or not the record count of the manifest) included."""
     if is_unfinished(data_dir):
         raise FileNotFoundError(
             f"{data_dir!r} holds an unfinished preparation (no {MANIFEST}): rerun "
@@ -152,8 +153,47 @@ def check_prepared(data_dir: str) -> dict:
     missing = [s for s in manifest["shards"] if not os.path.isfile(os.path.join(data_dir, s))]
     if missing:
         raise FileNotFoundError(f"{data_dir!r}: {len(missing)} shard(s) of {MANIFEST} are missing: "
-                                + ", ".join(missing[:3]))
+                                + ", ".join(missing[:3]) + "; " + rebuild_hint(data_dir, manifest))
+    counts = manifest.get("shard_records") or [None] * len(manifest["shards"])
+    for shard, count in zip(manifest["shards"], counts):
+        path = os.path.join(data_dir, shard)
+        problem = _shard_problem_cached(_stat_key(path), count)
+        if problem:
+            raise ValueError(f"shard {path} is damaged ({problem}); " + rebuild_hint(data_dir, manifest))
     return manifest
+
+
+def rebuild_hint(data_dir: str, manifest: dict) -> str:
+    """The `prepare` command that rewrites a folder's missing or damaged shards (and keeps the others)."""
+    return (f"rebuild it with `python -m maae_tf.data.prepare --celeba_dir=<the CelebA folder it was prepared "
+            f"from> --out={data_dir} --size={manifest.get('size')} --masks={manifest.get('masks')} "
+            f"--shard_size={manifest.get('shard_size')}`: it rewrites only the missing or damaged shards")
+
+
+def shard_problem(path: str, expected: int | None = None) -> str | None:
+    """What is wrong with the TFRecord file `path` (that should hold `expected` records), read from
+    its record headers alone (length fields, no record data): cut short, trailing bytes, or another
+    record count. None when it is whole."""
+    return _shard_problem_cached(_stat_key(path), expected)
+
+
+@functools.lru_cache(maxsize=4096)
+def _shard_problem_cached(key: tuple, expected: int | None) -> str | None:
+    path, size = key[0], key[2]
+    count, offset = 0, 0
+    with open(path, "rb") as f:
+        while offset < size:
+            # a record: uint64 length, uint32 CRC of the length, the data, uint32 CRC of the data
+            header = f.read(8)
+            end = offset + 16 + int.from_bytes(header, "little") if len(header) == 8 else size + 1
+            if end > size:
+                return f"cut short inside record {count + 1}: {size} bytes"
+            count += 1
+            offset = end
+            f.seek(offset)
+    if expected is not None and count != expected:
+        return f"{count} records where {expected} were written"
+    return None
 
 
 @functools.lru_cache(maxsize=4)
