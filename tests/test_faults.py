@@ -1,0 +1,241 @@
+"""Faults and careless inputs (issue 13), each injected here: a deleted checkpoint state file, a
+truncated checkpoint, a user-named empty data folder, a damaged TFRecord shard, a truncated JPEG,
+a resume with other settings, a train_steps that is not a multiple of checkpoint_every. Each test
+checks the exit code, the one line that names the file or flag, and that nothing the user had
+changed (file hashes before and after). Run them alone with `python -m pytest -m faults`."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tensorflow as tf
+
+from conftest import write_run, write_tiny_celeba  # noqa: E402  (tests/ is on sys.path under pytest)
+
+pytestmark = pytest.mark.faults
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--attr=mouth_open", "--config=configs/quickstart.py", "--config.image_size=32", "--config.width=0.0625",
+        "--config.batch_size=2", "--config.log_every=1", "--config.image_every=0", "--config.eval.every=0"]
+
+
+def run(module, *args, timeout=300):
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def train(workdir, data_dir, *extra):
+    return run("maae_tf.train", f"--workdir={workdir}", *TINY, f"--config.data_dir={data_dir}", *extra)
+
+
+def digests(folder) -> dict:
+    """{relative path: sha256} of every file under `folder`."""
+    folder = Path(folder)
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def error_line(r) -> str:
+    """The one `error:` line of a command that refused (exit 2, no traceback)."""
+    assert r.returncode == 2, r.stderr[-3000:]
+    assert "Traceback" not in r.stderr, r.stderr[-3000:]
+    lines = [line for line in r.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, r.stderr[-3000:]
+    return lines[0]
+
+
+def truncate(path, keep: float = 0.5) -> None:
+    os.truncate(path, int(os.path.getsize(path) * keep))
+
+
+def steps(workdir) -> list[int]:
+    return sorted(int(p.name[len("ckpt-"):-len(".index")]) for p in Path(workdir, "checkpoints").glob("ckpt-*.index"))
+
+
+@pytest.fixture(scope="module")
+def run7(tmp_path_factory, tiny_celeba):
+    """A run trained with train_steps=7, checkpoint_every=5 (item 7), and its stderr; copy it before changing it."""
+    workdir = tmp_path_factory.mktemp("run7") / "run"
+    r = train(workdir, tiny_celeba, "--config.train_steps=7", "--config.checkpoint_every=5")
+    assert r.returncode == 0, r.stderr[-3000:]
+    return workdir, r.stderr
+
+
+def copy_run(run7, tmp_path) -> Path:
+    return Path(shutil.copytree(run7[0], tmp_path / "run"))
+
+
+# ---------------------------------------------------------------------------------- item 7
+def test_train_steps_not_a_multiple_of_checkpoint_every_trains_exactly_that(run7):
+    workdir, stderr = run7
+    assert "training steps 0 -> 7" in stderr
+    assert "step 7 |" in stderr and "step 8 |" not in stderr
+    assert steps(workdir) == [5, 7]
+    assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-7")
+
+
+# ---------------------------------------------------------------------------------- item 2
+def test_missing_state_file_resumes_from_the_newest_checkpoint(run7, tmp_path, tiny_celeba):
+    workdir = copy_run(run7, tmp_path)
+    (workdir / "checkpoints" / "checkpoint").unlink()
+    before = digests(workdir / "checkpoints")
+    r = train(workdir, tiny_celeba, "--config.train_steps=7", "--config.checkpoint_every=5")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (f"{workdir / 'checkpoints' / 'checkpoint'} is missing: resumed from ckpt-7, the newest of the "
+            "checkpoints there (ckpt-5, ckpt-7)") in r.stderr
+    assert "already trained to step 7" in r.stderr  # not started over from step 0
+    after = digests(workdir / "checkpoints")
+    assert {k: after[k] for k in before} == before
+    assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-7")  # the state file is back
+
+
+def test_no_checkpoint_that_restores_stops_naming_them(run7, tmp_path, tiny_celeba):
+    workdir = copy_run(run7, tmp_path)
+    (workdir / "checkpoints" / "checkpoint").unlink()
+    for n in (5, 7):
+        truncate(workdir / "checkpoints" / f"ckpt-{n}.data-00000-of-00001")
+    before = digests(workdir)
+    line = error_line(train(workdir, tiny_celeba, "--config.train_steps=9", "--config.checkpoint_every=5"))
+    assert "2 checkpoints are damaged" in line and "ckpt-7.data-00000-of-00001" in line
+    assert "ckpt-5.data-00000-of-00001" in line and "no older checkpoint restores" in line
+    assert digests(workdir) == before
+
+
+# ---------------------------------------------------------------------------------- item 4
+def test_train_falls_back_past_a_truncated_checkpoint_and_keeps_it(run7, tmp_path, tiny_celeba):
+    workdir = copy_run(run7, tmp_path)
+    ckpts = workdir / "checkpoints"
+    truncate(ckpts / "ckpt-7.data-00000-of-00001")
+    before = digests(ckpts)
+    r = train(workdir, tiny_celeba, "--config.train_steps=7", "--config.checkpoint_every=5")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (f"checkpoint {ckpts / 'ckpt-7'} is damaged (ckpt-7.data-00000-of-00001: Read less bytes than "
+            f"requested): resumed from ckpt-5, the newest checkpoint that restores") in r.stderr
+    assert "training steps 5 -> 7" in r.stderr
+    after = digests(ckpts)
+    assert after["ckpt-5.index"] == before["ckpt-5.index"]
+    assert after["ckpt-5.data-00000-of-00001"] == before["ckpt-5.data-00000-of-00001"]
+    for name in ("ckpt-7.index", "ckpt-7.data-00000-of-00001"):  # set aside, byte for byte
+        assert after[f"damaged/{name}"] == before[name]
+    assert steps(workdir) == [5, 7]
+
+
+@pytest.fixture()
+def damaged_run(tmp_path):
+    """A run with ckpt-3 and ckpt-5 whose ckpt-5 data file is cut in half."""
+    import keras
+
+    from maae_tf.maae import checkpoint
+
+    workdir, model = write_run(tmp_path / "run", "mouth_open", step=3)
+    model.g_optimizer.iterations.assign(5)
+    manager = tf.train.CheckpointManager(checkpoint(model), str(workdir / "checkpoints"), max_to_keep=3)
+    manager.save(checkpoint_number=5)
+    keras.backend.clear_session()
+    truncate(workdir / "checkpoints" / "ckpt-5.data-00000-of-00001")
+    return workdir
+
+
+def test_loader_names_the_damaged_checkpoint_and_the_older_ones(damaged_run):
+    from maae_tf.maae import load_from_workdir
+
+    with pytest.raises(ValueError, match=r"ckpt-5 is damaged \(ckpt-5.data-00000-of-00001: Read less bytes "
+                                         r"than requested\); older checkpoints there: ckpt-3"):
+        load_from_workdir(str(damaged_run))
+
+
+@pytest.mark.parametrize("command", ["export", "evaluate"])
+def test_export_and_evaluate_refuse_a_damaged_checkpoint(damaged_run, tmp_path, command):
+    before = digests(damaged_run)
+    if command == "export":
+        r = run("maae_tf.export", f"--workdir={damaged_run}", f"--out={tmp_path / 'models'}")
+    else:
+        r = run("maae_tf.evaluate", f"--workdir={damaged_run}")
+    line = error_line(r)
+    assert f"{damaged_run / 'checkpoints' / 'ckpt-5'} is damaged (ckpt-5.data-00000-of-00001" in line
+    assert "older checkpoints there: ckpt-3" in line
+    assert digests(damaged_run) == before
+    assert not (tmp_path / "models").exists() and not (damaged_run / "eval").exists()
+
+
+# ---------------------------------------------------------------------------------- item 6
+def test_a_failed_resume_leaves_the_saved_config_alone(run7, tmp_path, tiny_celeba):
+    workdir = copy_run(run7, tmp_path)
+    (workdir / "config.json").unlink()
+    before = digests(workdir)
+    line = error_line(train(workdir, tiny_celeba, "--config.train_steps=9", "--config.width=0.125"))
+    assert f"checkpoint {workdir / 'checkpoints' / 'ckpt-7'} does not fit the model of this config" in line
+    assert "start a new --workdir" in line
+    assert digests(workdir) == before  # no config.json with the new width
+
+
+# ---------------------------------------------------------------------------------- item 3
+def test_quickstart_does_not_fill_a_user_named_folder(tmp_path):
+    empty = tmp_path / "celeba"
+    empty.mkdir()
+    r = run("maae_tf.train", "--attr=mouth_open", "--config=configs/quickstart.py", f"--config.data_dir={empty}",
+            f"--workdir={tmp_path / 'run'}")
+    line = error_line(r)
+    assert str(empty) in line and "img_align_celeba/" in line and "list_attr_celeba.txt" in line
+    assert "expected the CelebA release layout" in r.stderr
+    assert "built only in data/synthetic" in r.stderr
+    assert list(empty.iterdir()) == [] and not (tmp_path / "run").exists()
+
+
+def test_quickstart_builds_the_synthetic_set_only_at_its_default_place(tmp_path, monkeypatch):
+    from maae_tf import train as train_lib
+    from maae_tf.config import SYNTHETIC_DIR
+
+    sys.path.insert(0, str(REPO / "configs"))
+    try:
+        import quickstart
+    finally:
+        sys.path.remove(str(REPO / "configs"))
+    monkeypatch.chdir(tmp_path)
+    cfg = quickstart.get_config()
+    cfg.synthetic.num = 8
+    cfg.data_dir = "data/synthtic"  # mistyped: an error, nothing built
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        train_lib.prepare_data(cfg)
+    assert not (tmp_path / "data").exists()
+    cfg.data_dir = SYNTHETIC_DIR
+    train_lib.prepare_data(cfg)
+    assert len(list((tmp_path / SYNTHETIC_DIR / "img_align_celeba").iterdir())) == 8
+
+
+# ---------------------------------------------------------------------------------- item 5
+def test_a_damaged_shard_is_named_with_the_command_that_rebuilds_it(tmp_path, tiny_celeba):
+    from maae_tf.data import prepare, records
+
+    out = tmp_path / "prepared"
+    prepare.prepare(str(tiny_celeba), str(out), size=32, workers=1, shard_size=10)
+    good = digests(out)
+    shard = out / "shard-00001-of-00004.tfrecord"
+    truncate(shard, 0.9)
+    before = digests(out)
+    line = error_line(train(tmp_path / "run", out, "--config.train_steps=2"))
+    assert f"shard {shard} is damaged (cut short inside record" in line
+    assert f"python -m maae_tf.data.prepare --celeba_dir=<the CelebA folder it was prepared from> --out={out} " \
+           "--size=32 --masks=none --shard_size=10" in line
+    assert digests(out) == before and not (tmp_path / "run").exists()
+    # that command rewrites the damaged shard, as it was, and keeps the others
+    prepare.prepare(str(tiny_celeba), str(out), size=32, workers=1, shard_size=10)
+    assert digests(out) == good
+    assert records.check_prepared(str(out))["total"] == 40
+
+
+def test_a_corrupt_jpeg_met_in_training_stops_naming_it(tmp_path):
+    data = write_tiny_celeba(tmp_path / "celeba")
+    bad = data / "img_align_celeba" / "000003.jpg"  # a training image, positive
+    truncate(bad)
+    before = digests(data)
+    # 12 positives, 2 a step: the file is read within the first 6 steps
+    line = error_line(train(tmp_path / "run", data, "--config.train_steps=20", "--config.checkpoint_every=50"))
+    assert f"{bad}: corrupt JPEG file" in line and "training stopped" in line
+    assert digests(data) == before
