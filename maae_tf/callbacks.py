@@ -4,6 +4,9 @@ the non-finite-loss guard, and step-numbered checkpoints (tf.train.CheckpointMan
 from __future__ import annotations
 
 import math
+import os
+import re
+import shutil
 import time
 
 import keras
@@ -21,6 +24,10 @@ def global_step(model) -> int:
 
 class NonFiniteLoss(FloatingPointError):
     pass
+
+
+class CheckpointNotSaved(RuntimeError):
+    """A checkpoint could not be written (a full disk): the run stops, the saved ones are kept."""
 
 
 class TrainMonitor(keras.callbacks.Callback):
@@ -91,7 +98,16 @@ class Checkpointer(keras.callbacks.Callback):
         step = global_step(self.model)
         if self.manager.latest_checkpoint and self.manager.latest_checkpoint.endswith(f"-{step}"):
             return
-        path = self.manager.save(checkpoint_number=step)
+        try:
+            path = self.manager.save(checkpoint_number=step)
+        except (OSError, tf.errors.OpError) as e:
+            prefix = os.path.join(self.manager.directory, f"ckpt-{step}")
+            shutil.rmtree(prefix + "_temp", ignore_errors=True)  # TensorFlow's half-written copy
+            reason = re.sub(r"\{\{.*?\}\}\s*", "", str(e)).split(" [")[0].rsplit("; ", 1)[-1].strip()
+            raise CheckpointNotSaved(
+                f"cannot save checkpoint {prefix} ({reason}): training stopped at step {step}; the checkpoints "
+                f"already there are kept (newest: {self.manager.latest_checkpoint}); free space and rerun to "
+                "resume") from None
         logging.info("checkpoint %s", path)
 
     def on_train_batch_end(self, batch, logs=None):

@@ -24,7 +24,8 @@ from ml_collections import config_flags
 from maae_tf import attributes
 from maae_tf import config as config_lib
 from maae_tf import distribute, precision
-from maae_tf.callbacks import Checkpointer, EditEvaluator, Profiler, TrainMonitor, global_step
+from maae_tf.callbacks import (CheckpointNotSaved, Checkpointer, EditEvaluator, Profiler, TrainMonitor,
+                               global_step)
 from maae_tf.data import celeba
 from maae_tf.files import write_text_atomic
 from maae_tf.maae import (build_model, checkpoint, checkpoint_files, describe_damaged, restore_newest,
@@ -292,7 +293,7 @@ def main(argv):
         cfg = resolve_config(FLAGS.config, FLAGS.attr)
         workdir = FLAGS.workdir or os.path.join("runs", attributes.snake(cfg.attr))
         train(cfg, workdir, parse_profile_steps(FLAGS.profile_steps))
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, CheckpointNotSaved) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     logging.info("done: %s", workdir)

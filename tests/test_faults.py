@@ -239,3 +239,27 @@ def test_a_corrupt_jpeg_met_in_training_stops_naming_it(tmp_path):
     line = error_line(train(tmp_path / "run", data, "--config.train_steps=20", "--config.checkpoint_every=50"))
     assert f"{bad}: corrupt JPEG file" in line and "training stopped" in line
     assert digests(data) == before
+
+
+# ---------------------------------------------------------------------------------- full disk
+def test_a_full_disk_stops_training_with_one_line_and_keeps_the_checkpoints(tmp_path, monkeypatch):
+    from maae_tf.callbacks import CheckpointNotSaved, Checkpointer
+    from maae_tf.maae import checkpoint
+
+    workdir, model = write_run(tmp_path / "run", "mouth_open", step=3)
+    before = digests(workdir)
+    manager = tf.train.CheckpointManager(checkpoint(model), str(workdir / "checkpoints"), max_to_keep=3)
+    checkpointer = Checkpointer(manager, every=5)
+    checkpointer.set_model(model)
+    model.g_optimizer.iterations.assign(5)
+
+    def no_space(*args, **kwargs):
+        (workdir / "checkpoints" / "ckpt-5_temp").mkdir()  # what TensorFlow leaves behind
+        raise tf.errors.ResourceExhaustedError(None, None, "{{function_node __wrapped__SaveV2}} "
+                                               f"{workdir}/checkpoints/ckpt-5_temp/part; No space left on device [Op:SaveV2]")
+
+    monkeypatch.setattr(manager, "save", no_space)
+    with pytest.raises(CheckpointNotSaved, match=r"cannot save checkpoint .*ckpt-5 \(No space left on device\): "
+                                                 r"training stopped at step 5; .* \(newest: .*ckpt-3\)"):
+        checkpointer.on_train_batch_end(0)
+    assert digests(workdir) == before and not (workdir / "checkpoints" / "ckpt-5_temp").exists()
