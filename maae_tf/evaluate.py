@@ -198,9 +198,11 @@ def reusable(workdir: str, num_images: int | None = None, seed: int | None = Non
     """WORKDIR/eval/metrics.json when it holds this metrics VERSION, of the run's latest checkpoint,
     for the same request (image count, seed, identity network); else None."""
     from maae_tf.config import load_workdir_config
+    from maae_tf.maae import saved_checkpoints
 
     path = os.path.join(workdir, EVAL_DIR, "metrics.json")
-    latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    # the checkpoint the loader takes (its files, not the state file)
+    latest = (saved_checkpoints(os.path.join(workdir, "checkpoints")) or [None])[-1]
     if not (os.path.isfile(path) and latest):
         return None
     try:
