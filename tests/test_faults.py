@@ -255,8 +255,8 @@ def test_a_full_disk_stops_training_with_one_line_and_keeps_the_checkpoints(tmp_
 
     def no_space(*args, **kwargs):
         (workdir / "checkpoints" / "ckpt-5_temp").mkdir()  # what TensorFlow leaves behind
-        raise tf.errors.ResourceExhaustedError(None, None, "{{function_node __wrapped__SaveV2}} "
-                                               f"{workdir}/checkpoints/ckpt-5_temp/part; No space left on device [Op:SaveV2]")
+        raise tf.errors.ResourceExhaustedError(None, None, f"{{{{function_node __wrapped__SaveV2}}}} {workdir}/"
+                                               "checkpoints/ckpt-5_temp/part; No space left on device [Op:SaveV2]")
 
     monkeypatch.setattr(manager, "save", no_space)
     with pytest.raises(CheckpointNotSaved, match=r"cannot save checkpoint .*ckpt-5 \(No space left on device\): "

@@ -13,10 +13,10 @@ crops / resizes it the same way, and writes the record.
 
 Resumable: a shard is written to `<name>.tmp` and renamed into place, then its sidecar
 `<name>.json` (counts, failures, the label index) is written the same way; a rerun skips every
-shard whose record file and sidecar both exist and agree (a damaged shard is written again), and `manifest.json` (the sum of the sidecars) is
-written last, so a killed run leaves no file a reader would take and a rerun gives the same
-shards and the same manifest. A rerun with other settings (size, masks, shard size, crop, other
-input tables) into the same --out is refused.
+shard whose record file and sidecar both exist and agree (a damaged shard is written again),
+and `manifest.json` (the sum of the sidecars) is written last, so a killed run leaves no file a
+reader would take and a rerun gives the same shards and the same manifest. A rerun with other
+settings (size, masks, shard size, crop, other input tables) into the same --out is refused.
 
 Failures: an image that is missing, truncated (no JPEG end marker) or undecodable is skipped and
 listed by file name in the manifest's `failures` ({"file", "error"}); a mask the source cannot

@@ -157,7 +157,7 @@ def check_prepared(data_dir: str) -> dict:
     counts = manifest.get("shard_records") or [None] * len(manifest["shards"])
     for shard, count in zip(manifest["shards"], counts):
         path = os.path.join(data_dir, shard)
-        problem = _shard_problem_cached(_stat_key(path), count)
+        problem = shard_problem(path, count)
         if problem:
             raise ValueError(f"shard {path} is damaged ({problem}); " + rebuild_hint(data_dir, manifest))
     return manifest
@@ -172,8 +172,8 @@ def rebuild_hint(data_dir: str, manifest: dict) -> str:
 
 def shard_problem(path: str, expected: int | None = None) -> str | None:
     """What is wrong with the TFRecord file `path` (that should hold `expected` records), read from
-    its record headers alone (length fields, no record data): cut short, trailing bytes, or another
-    record count. None when it is whole."""
+    its record headers alone (length fields, no record data): cut short (or trailing bytes), or
+    another record count. None when it is whole."""
     return _shard_problem_cached(_stat_key(path), expected)
 
 
