@@ -125,3 +125,8 @@ def exported(tmp_path_factory):
     pair = export.export([str(run_a), str(run_b)], str(root / "models" / "pair"))
     return {"root": root, "runs": (run_a, run_b), "models": (model_a, model_b),
             "single": Path(single), "pair": Path(pair)}
+
+
+def pytest_configure(config):
+    # registered here rather than in pytest.ini, which another branch edits for the same marker
+    config.addinivalue_line("markers", "faults: a fault or careless input injected by the test (pytest -m faults)")
