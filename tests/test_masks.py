@@ -444,6 +444,18 @@ def test_evaluate_on_a_tiny_folder(tmp_path, frame):
     assert len(list((tmp_path / "ov").glob("*.png"))) == 4
 
 
+def test_evaluate_at_half_size(tmp_path):
+    """--scale=0.5: the aligned frame at the dev set's 89×109, the reference and points along."""
+    d = write_tiny_folder(tmp_path / "hq", n=1)
+    lines = []
+    with pytest.warns(UserWarning):
+        means, _ = mev.evaluate(str(d), ["landmarks"], landmarks_file=str(d / "landmarks.txt"), repeats=1,
+                                out=lines.append, scale=0.5)
+    assert "aligned 89x109" in lines[0] and 0.4 < means["landmarks"] <= 1.0
+    with pytest.raises(ValueError, match="--scale"):
+        mev.evaluate(str(d), ["landmarks"], frame="native", scale=0.5)
+
+
 def test_evaluate_cli_errors_and_unbuildable_source(tmp_path, monkeypatch):
     env = {**os.environ, "MAAE_TF_CACHE": str(tmp_path / "nocache")}
     bad = subprocess.run([sys.executable, "-m", "maae_tf.masks.evaluate", f"--celebamask_hq={tmp_path / 'none'}"],
