@@ -275,7 +275,8 @@ def test_small_face_found_upsampled_else_template():
     with pytest.raises(MaskUnavailable, match=r"x.jpg: .*region=detect.*dlib: no face; dlib-upsampled: no face at 2x"):
         seg.SegmenterSource("detect", segmenter=AllPerson(), detector=blind)(small, name="x.jpg")
     with pytest.raises(MaskUnavailable, match="not an aligned photo"):  # the template fits aligned proportions only
-        seg.SegmenterSource("auto", segmenter=AllPerson(), detector=blind)(np.zeros((100, 100, 3), np.uint8), name="x.jpg")
+        square = np.zeros((100, 100, 3), np.uint8)
+        seg.SegmenterSource("auto", segmenter=AllPerson(), detector=blind)(square, name="x.jpg")
 
     given = SmallFaceBlindDetector(min_width=0)
     pts = seg.template_landmarks(small.shape).astype(np.float32)

@@ -277,7 +277,8 @@ def test_manifest_counts_each_mask_origin(tiny_celeba, tmp_path, monkeypatch, ca
                                shard_size=SHARD)
     assert manifest["per_mask_source"] == {"none": 1, "twoway/even": 19, "twoway/odd": 20}
     assert [f["file"] for f in manifest["mask_unavailable"]] == [tiny_name(3)]
-    assert "prepare: masks: twoway/odd 20 (50.00 %), twoway/even 19 (47.50 %), none 1 (2.50 %)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "prepare: masks: twoway/odd 20 (50.00 %), twoway/even 19 (47.50 %), none 1 (2.50 %)" in printed
     ds = tf.data.TFRecordDataset(str(tmp_path / "out" / records.shard_name(0, 3)))
     origins = [tf.io.parse_single_example(r, records.all_features())["mask_source"].numpy() for r in ds.take(4)]
     assert origins == [b"twoway/odd", b"twoway/even", b"twoway/odd", b"none"]  # per record, too
@@ -285,7 +286,8 @@ def test_manifest_counts_each_mask_origin(tiny_celeba, tmp_path, monkeypatch, ca
 
 DEV = os.path.join(os.path.dirname(REPO), "shared", "celeba-dev")
 # three half-size dev photos: dlib finds the face; finds it only in the image enlarged 2x; finds it neither way
-DEV_WAYS = {"000033.jpg": "segmenter/dlib", "000208.jpg": "segmenter/dlib-upsampled", "000036.jpg": "segmenter/template"}
+DEV_WAYS = {"000033.jpg": "segmenter/dlib", "000208.jpg": "segmenter/dlib-upsampled",
+            "000036.jpg": "segmenter/template"}
 
 
 def test_small_real_faces_get_masks(tmp_path):

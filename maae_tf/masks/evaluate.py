@@ -17,8 +17,9 @@ authors' targets); the photo is area-downscaled and warped into 178×218, the la
 with nearest neighbour, the 5 points mapped along. IoU counts only the aligned pixels that the
 photo covers (a CelebA-HQ photo covers about x 7-170, y 34-195 of the frame, close to the
 training crop). `--scale=0.5` makes that frame 89×109, the size of ../shared/celeba-dev's photos,
-where dlib needs the `dlib-upsampled` or `template` ways of the segmenter more often. `--frame=native` runs the sources on the photo itself with the 5 points in photo
-pixels and compares at the photo's size.
+where dlib needs the `dlib-upsampled` or `template` ways of the segmenter more often.
+`--frame=native` runs the sources on the photo itself with the 5 points in photo pixels and
+compares at the photo's size.
 
 `celebamask_hq` is run with DIR = the folder itself, on the photo (its maps frame the photo, not
 the aligned frame) and its mask warped like the reference: a self-check of lookup, class

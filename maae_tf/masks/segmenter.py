@@ -276,13 +276,14 @@ class SegmenterSource:
         return ((np.asarray(face.landmarks5, np.float64) + 0.5) / scale - 0.5).astype(np.float32)
 
     def _points(self, way: str, image: np.ndarray, landmarks) -> np.ndarray | None:
+        """5 points found `way` (one of REGION_MODES' ways), or None where that way finds none."""
         if way == "landmarks":
             return None if landmarks is None else np.asarray(landmarks, np.float32).reshape(5, 2)
         if way == "dlib":
             return self._detect(image)
         if way == "dlib-upsampled":
             return self._detect(image, UPSAMPLE)
-        try:
+        try:  # way == "template"
             return template_landmarks(image.shape).astype(np.float32)
         except ValueError:
             return None
@@ -298,9 +299,11 @@ class SegmenterSource:
             if pts is not None:
                 return pts, way
         tried = "; ".join(f"{way}: {MISSED[way]}" for way in ways)
-        raise MaskUnavailable(f"{name}: segmenter region={self.region} has no face to restrict the person mask to ({tried})")
+        raise MaskUnavailable(f"{name}: segmenter region={self.region} has no face to restrict the person mask to "
+                              f"({tried})")
 
-    def with_origin(self, image: np.ndarray, *, name: str, landmarks: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+    def with_origin(self, image: np.ndarray, *, name: str,
+                    landmarks: np.ndarray | None = None) -> tuple[np.ndarray, str]:
         """(mask, the way its head region was found: `landmarks_for`)."""
         pts, way = self.landmarks_for(image, name, landmarks)
         person = self.segmenter.probability(image) >= self.threshold
