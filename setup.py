@@ -35,6 +35,7 @@ setup(
         "console_scripts": [
             "maae-train=maae_tf.train:run",
             "maae-evaluate=maae_tf.evaluate:run",
+            "maae-diagnose=maae_tf.diagnose:run",
             "maae-synthetic=maae_tf.data.synthetic:run",
             "maae-prepare=maae_tf.data.prepare:run",
             "maae-train-identity=maae_tf.train_identity:run",
