@@ -21,6 +21,7 @@ setup(
         "numpy>=1.26",
         "grpcio>=1.60",
         "pillow>=10",  # photos with EXIF orientation, grayscale, RGBA, WebP (maae_tf.files.read_photo)
+        "matplotlib>=3.8,<4",  # eval/curve.png, the in-training evaluation against steps and wall time
     ],
     extras_require={
         # maae_tf.edit's face detection: dlib's HOG detector (binary wheel) and its 68- and
@@ -34,6 +35,7 @@ setup(
         "console_scripts": [
             "maae-train=maae_tf.train:run",
             "maae-evaluate=maae_tf.evaluate:run",
+            "maae-diagnose=maae_tf.diagnose:run",
             "maae-synthetic=maae_tf.data.synthetic:run",
             "maae-prepare=maae_tf.data.prepare:run",
             "maae-train-identity=maae_tf.train_identity:run",

@@ -6,7 +6,7 @@ Modules, one job each:
   config          the schema of a run's settings (configs/*.py start from it)
   lattice         the partial dilated layer: the minimal latent lattice M (paper §3.2)
   models/         encoder, decoder, discriminator, identity network (paper Table 1)
-  losses          the five loss terms (paper Eqs. 1-6)
+  losses          the five loss terms (paper Eqs. 1-6) and the G/D adversarial pairs
   maae            MAAE(keras.Model): G(x, δ) = De(En(x) + δ·M) and its train_step
   data/           the CelebA-layout reader, TFRecord preparation and the synthetic face set
   masks/          background-mask sources and their evaluation
@@ -16,8 +16,9 @@ Modules, one job each:
   scoring         per-image scores of a run's edits (shared by evaluate and training)
   metrics         PSNR, SSIM, L1 on masks; sweep monotonicity
   face_identity   identity preservation by an independent face recogniser (dlib, or F_ID)
+  diagnose        where a run's forces go: G's gradient per term, D's heads, where the edit acts
   export, serving/, edit, faces   SavedModel export, TF Serving client, editing photos
-  train, evaluate, train_classifier, train_identity, bench, export, edit, face_identity
+  train, evaluate, diagnose, train_classifier, train_identity, bench, export, edit, face_identity
                   the commands (python -m maae_tf.<command>)
 """
 

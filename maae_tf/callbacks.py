@@ -3,6 +3,7 @@ the non-finite-loss guard, and step-numbered checkpoints (tf.train.CheckpointMan
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -166,13 +167,18 @@ class EditEvaluator(keras.callbacks.Callback):
                "background_psnr": "background_psnr", "reconstruction_psnr": "reconstruction_psnr",
                "fidelity": "fidelity_score"}
 
-    def __init__(self, writer, every: int, held_out: dict, judge, column: int, delta_max: float):
+    def __init__(self, writer, every: int, held_out: dict, judge, column: int, delta_max: float,
+                 curve_dir: str | None = None, title: str = ""):
         super().__init__()
         self.writer = writer
         self.every = int(every)
         self.held_out = held_out
         self.judge, self.column = judge, column
         self.delta_max = float(delta_max)
+        # eval/curve.json (every evaluation, kept across resumes) and eval/curve.png drawn from it
+        self.curve_dir, self.title = curve_dir, title
+        self.history: list[dict] = []
+        self._t0, self._seconds0 = None, 0.0
 
     def summary(self) -> dict:
         """`scoring.summarize` of the held-out batch (means and counts; None where nothing counts)."""
@@ -200,10 +206,39 @@ class EditEvaluator(keras.callbacks.Callback):
                      v["attribute_keep_accuracy"], v["reconstruction_attribute_accuracy"], v["background_psnr"],
                      v["reconstruction_psnr"], v["fidelity_score"], m["attribute_accuracy_count"],
                      m["num_positives"])
+        self._add_to_curve(step, m)
         return m
 
+    def _add_to_curve(self, step: int, m: dict) -> None:
+        if not self.curve_dir:
+            return
+        from maae_tf.files import write_bytes_atomic, write_text_atomic
+
+        seconds = self._seconds0 + (time.perf_counter() - self._t0 if self._t0 is not None else 0.0)
+        self.history = [h for h in self.history if h["step"] < step]  # a resume re-evaluates its step
+        self.history.append({"step": step, "seconds": round(seconds, 1),
+                             **{key: m[key] for key, _, _ in visualize.CURVE_LINES}})
+        os.makedirs(self.curve_dir, exist_ok=True)
+        write_text_atomic(os.path.join(self.curve_dir, "curve.json"), json.dumps(self.history, indent=1))
+        write_bytes_atomic(os.path.join(self.curve_dir, "curve.png"), visualize.curve_png(self.history, self.title))
+
+    def _load_curve(self, step: int) -> None:
+        """A resumed run continues its curve: the entries up to its step, wall time counted on."""
+        path = os.path.join(self.curve_dir or "", "curve.json")
+        if self.curve_dir and os.path.exists(path):
+            try:
+                with open(path, encoding="utf-8") as f:
+                    self.history = [h for h in json.load(f) if h["step"] <= step]
+            except (ValueError, KeyError, TypeError):
+                logging.warning("%s is not a curve file: the curve starts again", path)
+                self.history = []
+        self._seconds0 = self.history[-1]["seconds"] if self.history else 0.0
+
     def on_train_begin(self, logs=None):
-        if self.every and global_step(self.model) == 0:  # the untrained baseline (a resume logged its step)
+        step = global_step(self.model)
+        self._load_curve(step)
+        self._t0 = time.perf_counter()
+        if self.every and step == 0:  # the untrained baseline (a resume logged its step)
             self.evaluate(0)
 
     def on_train_batch_end(self, batch, logs=None):

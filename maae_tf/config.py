@@ -56,7 +56,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.identity = ml_collections.ConfigDict()
     # "imagenet": Keras' VGG16 ImageNet weights (download, cached); "h5": a user's file
     # (identity.weights_path); "random": frozen random weights, for tests and offline quickstarts
-    # only, with a warning.
+    # only, with a warning; "none": no F_ID and no L_ID (needs loss.alpha_id = 0).
     c.identity.source = "imagenet"
     c.identity.weights_path = ""
 
@@ -78,6 +78,12 @@ def base_config() -> ml_collections.ConfigDict:
     c.loss.alpha_mask = 80.0
     c.loss.lambda_kl = 0.1
     c.loss.lambda_rec = 80.0
+    # weight of D's extra terms that judge real negatives fake at the POSITIVE head and real
+    # positives fake at the NEGATIVE head (0 = the paper's D; docs/method.md §4)
+    c.loss.d_other_class = 0.0
+    # weight of the attribute-classification term of G (0 = the paper's; with > 0 D gets a third
+    # logit P(attribute), learnt on real faces, that every edit must read as δ's sign)
+    c.loss.alpha_cls = 0.0
 
     # --- optimisation ---
     c.learning_rate = 1e-4
@@ -141,8 +147,11 @@ def check(c: ml_collections.ConfigDict) -> None:
         raise ValueError(f"init must be 'normal' or 'glorot', got {c.init!r}")
     if c.upsample not in ("transpose", "resize"):
         raise ValueError(f"upsample must be 'transpose' or 'resize', got {c.upsample!r}")
-    if c.identity.source not in ("imagenet", "h5", "random"):
-        raise ValueError(f"identity.source must be 'imagenet', 'h5' or 'random', got {c.identity.source!r}")
+    if c.identity.source not in ("imagenet", "h5", "random", "none"):
+        raise ValueError(f"identity.source must be 'imagenet', 'h5', 'random' or 'none', got {c.identity.source!r}")
+    if c.identity.source == "none" and c.loss.alpha_id:
+        raise ValueError(f"identity.source='none' trains without the identity loss: set loss.alpha_id=0 "
+                         f"(got {c.loss.alpha_id})")
     from maae_tf import precision
 
     if c.precision not in precision.SUPPORTED:

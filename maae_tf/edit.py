@@ -8,17 +8,19 @@
 Per photo: detect every face (dlib HOG), find its landmarks (dlib's 68 points → CelebA's 5),
 align each face to CelebA's aligned template with a similarity transform and crop it as the
 model's training crop, edit it with the model's `edit_detail` (the crop's resolution is kept;
-δ = 0 changes nothing), warp the change back and add it under a feathered mask. Pixels outside
-the blended region are the input's, bit for bit. The output keeps the photo's resolution,
-upright orientation (EXIF applied) and format. See docs/edit.md.
+δ = 0 changes nothing), warp the change back and add it under the face's head mask (the selfie
+segmenter's face + hair, else a landmark prior; grown and feathered). Pixels outside the blended
+region (the background) are the input's, bit for bit. The output keeps the photo's resolution,
+upright orientation (EXIF applied) and format. An output that would replace an input photo is
+refused before anything is written, unless --overwrite. See docs/edit.md.
 
 --model is a SavedModel base folder (highest version), one version folder (saved_model.pb) or a
 training workdir (config.json). With --server, the model is TF Serving's model NAME: --model_name
 if given, else --model.
 
 Exit codes: 0 every photo written; 2 a photo was unreadable, had no face, or only faces too small
-(nothing is written for it; the others are still processed) or the arguments are wrong; 1 the
-model or the server failed.
+(nothing is written for it; the others are still processed), an output would replace an input
+photo (nothing is written at all) or the arguments are wrong; 1 the model or the server failed.
 """
 
 from __future__ import annotations
@@ -134,6 +136,8 @@ def parse_args(argv=None):
     p.add_argument("--quality", type=int, default=95, help="JPEG quality of the output")
     p.add_argument("-o", "--output", default="edited",
                    help="output file (one photo) or folder (default ./edited); same name and format as the input")
+    p.add_argument("--overwrite", action="store_true",
+                   help="allow an output to replace an input photo (refused by default)")
     p.add_argument("--timings", action="store_true", help="print the time of each stage per photo")
     args = p.parse_args(argv)
     if args.delta is None and not args.attr and not args.sweep:
@@ -188,6 +192,62 @@ def output_path(photo: str, fmt: str, output: str, n_photos: int, out_format: st
     return os.path.join(output, stem + suffix)
 
 
+def photo_format(path: str) -> str | None:
+    """PIL's format name of an image file from its header alone, None when it does not open
+    (reading it later reports why)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.format or ""
+    except Exception:  # any unreadable file: edit_photo's read names the problem
+        return None
+
+
+class InputFiles:
+    """The input photos by file identity (device, inode), so an output reached through another
+    path (relative, `..`, a symlink, a hard link) is still recognised as an input."""
+
+    def __init__(self, photos):
+        self.by_id = {}
+        for photo in photos:
+            try:
+                st = os.stat(photo)
+            except OSError:
+                continue  # a missing photo: its read reports it
+            self.by_id.setdefault((st.st_dev, st.st_ino), photo)
+
+    def replaced_by(self, out: str) -> str | None:
+        """The input photo that writing `out` would replace, or None."""
+        try:
+            st = os.stat(out)
+        except OSError:
+            return None
+        return self.by_id.get((st.st_dev, st.st_ino))
+
+
+def clobber_message(out: str, photo: str) -> str:
+    return (f"{out}: the output would overwrite the input photo {photo}; nothing written "
+            f"(choose another -o, or pass --overwrite to replace it)")
+
+
+def clobbered_inputs(args, inputs: InputFiles) -> list[str]:
+    """One message per photo whose output would replace an input photo (none with --overwrite);
+    the output is named as `edit_photo` will name it, from the format in the photo's header.
+    (--sweep alone writes only contact sheets, whose names depend on the faces found: `edit_photo`
+    checks those before writing them.)"""
+    if args.overwrite or (args.delta is None and not args.attr):
+        return []
+    messages = []
+    for photo in args.photos:
+        fmt = photo_format(photo)
+        out = None if fmt is None else output_path(photo, fmt, args.output, len(args.photos), args.format)
+        hit = None if out is None else inputs.replaced_by(out)
+        if hit is not None:
+            messages.append(clobber_message(out, hit))
+    return messages
+
+
 # ---------------------------------------------------------------------------------- the work
 def contact_sheet(crops: list[np.ndarray], values, cell: int = 160) -> np.ndarray:
     """One row of crops (uint8 RGB) resized to cell×cell, each labelled with its δ."""
@@ -202,11 +262,16 @@ def contact_sheet(crops: list[np.ndarray], values, cell: int = 160) -> np.ndarra
     return np.concatenate(row, 1)
 
 
-def edit_photo(path: str, model, detector, args, delta, sweep, columns, log=print, outputs=None) -> dict:
-    """Edits one photo; returns a summary (faces, region, changed-outside count, times in ms).
-    Raises BadInput for an unreadable photo, no face, only faces that are too small, or an
-    output path already written in this run (`outputs`: {output path: photo})."""
-    t = {"read": 0.0, "detect": 0.0, "align": 0.0, "edit": 0.0, "blend": 0.0, "check": 0.0, "write": 0.0}
+def edit_photo(path: str, model, detector, args, delta, sweep, columns, log=print, outputs=None,
+               masker=None, inputs=None) -> dict:
+    """Edits one photo; returns a summary (faces, region, changed-outside count, mask sources,
+    times in ms). `masker`: a faces.HeadMasker (the blend's head mask; needed when `delta` is
+    given); `inputs`: the run's InputFiles, which no file written here may replace unless
+    --overwrite. Raises BadInput for an unreadable photo, no face, only faces that are too small,
+    no head mask, an output that would replace an input photo, or an output path already written
+    in this run (`outputs`: {output path: photo})."""
+    t = {"read": 0.0, "detect": 0.0, "align": 0.0, "mask": 0.0, "edit": 0.0, "blend": 0.0, "check": 0.0,
+         "write": 0.0}
     clock = time.perf_counter()
 
     def lap(stage):
@@ -238,7 +303,7 @@ def edit_photo(path: str, model, detector, args, delta, sweep, columns, log=prin
         if not 0 <= i < len(found):
             raise BadInput(f"{path}: --face {i} but {len(found)} face(s) found (0-based, left to right)")
     result, region, edited, skipped = photo, np.zeros(photo.shape[:2], bool), [], []
-    sheets = []
+    sheets, sources = [], []
     for i in chosen:
         face = found[i]
         to_aligned = face.to_aligned()
@@ -252,10 +317,16 @@ def edit_photo(path: str, model, detector, args, delta, sweep, columns, log=prin
         crop = faces.warp_crop(rgb, m, size)
         lap("align")
         if delta is not None:
+            try:
+                head = masker(rgb, face, name=path)
+            except ValueError as e:  # MaskUnavailable: neither the segmenter nor the prior gave a head
+                raise BadInput(f"{path}: face {i}: no head mask ({e}); nothing written") from None
+            sources.append(head.source)
+            lap("mask")
             new = model.edit(crop[None], delta[None])[0]
             lap("edit")
             change = new.astype(np.float32) - crop.astype(np.float32)
-            result, r = faces.paste_change(result, change, m, faces.feather_mask(size))
+            result, r = faces.paste_change(result, change, m, faces.feather_mask(size), head)
             region |= r
             lap("blend")
         if sweep is not None:
@@ -269,18 +340,19 @@ def edit_photo(path: str, model, detector, args, delta, sweep, columns, log=prin
         raise BadInput(f"{path}: every face found ({len(chosen)}) is too small; nothing written")
     changed_outside = int((np.any((result != photo).reshape(*photo.shape[:2], -1), axis=-1) & ~region).sum())
     lap("check")
-    written = []
-    if delta is not None:
-        write_photo(out, result, args.quality)
-        written.append(out)
-    for i, sheet in sheets:
-        sheet_path = os.path.splitext(out)[0] + f"_face{i}_sweep.png"
-        write_photo(sheet_path, sheet)
-        written.append(sheet_path)
+    files = ([(out, result, args.quality)] if delta is not None else []) + [
+        (os.path.splitext(out)[0] + f"_face{i}_sweep.png", sheet, 95) for i, sheet in sheets]
+    # sheet names are known only now: every file is checked before the first is written
+    for target, _, _ in files:
+        hit = None if inputs is None or args.overwrite else inputs.replaced_by(target)
+        if hit is not None:
+            raise BadInput(clobber_message(target, hit))
+    for target, image, quality in files:
+        write_photo(target, image, quality)
     lap("write")
-    return {"faces": len(found), "edited": edited, "skipped": skipped, "written": written,
+    return {"faces": len(found), "edited": edited, "skipped": skipped, "written": [f[0] for f in files],
             "region": int(region.sum()), "pixels": int(region.size), "changed_outside": changed_outside,
-            "ms": t, "format": fmt}
+            "sources": sources, "ms": t, "format": fmt}
 
 
 def load_model(args):
@@ -290,10 +362,30 @@ def load_model(args):
     return LocalModel(args.model)
 
 
-def main(argv=None, detector=None, log=print) -> int:
-    """The command; `detector` (a callable RGB → [faces.Face]) replaces dlib in tests."""
+def default_segmenter(log=print):
+    """The cached selfie segmenter as a head-region mask source, or None after a one-line note
+    when it is not cached (or damaged): edit never downloads; the landmark prior is used instead."""
+    from maae_tf.masks import make_source
+
+    try:
+        return make_source("segmenter:region=landmarks")
+    except (OSError, RuntimeError, ValueError) as e:  # ModelNotCached is an OSError
+        log(f"note: {e}; blending under the landmark prior (head ellipses from the 5 landmarks) instead")
+        return None
+
+
+def main(argv=None, detector=None, log=print, masker=None) -> int:
+    """The command; `detector` (a callable RGB → [faces.Face]) replaces dlib in tests, `masker`
+    (a faces.HeadMasker) the default one (the cached segmenter, else the landmark prior)."""
     args = parse_args(argv)
     err = lambda msg: print(f"error: {msg}", file=sys.stderr)  # noqa: E731
+    # every output is checked against every input before the model loads and anything is written
+    inputs = InputFiles(args.photos)
+    clobbered = clobbered_inputs(args, inputs)
+    if clobbered:
+        for message in clobbered:
+            err(message)
+        return EXIT_BAD_INPUT
     try:
         sweep = parse_sweep(args.sweep) if args.sweep else None
         if detector is None:
@@ -331,10 +423,12 @@ def main(argv=None, detector=None, log=print) -> int:
     over = [f"{a} |δ|={v:g} > {m:g}" for a, v, m in zip(model.attributes, strongest, model.delta_max) if v > m]
     if over:
         log(f"note: the model clips δ to its trained range: {', '.join(over)}")
+    if delta is not None and masker is None:
+        masker = faces.HeadMasker(default_segmenter(log))
     failures, outputs = 0, {}
     for path in args.photos:
         try:
-            s = edit_photo(path, model, detector, args, delta, sweep, columns, log, outputs)
+            s = edit_photo(path, model, detector, args, delta, sweep, columns, log, outputs, masker, inputs)
         except BadInput as e:
             err(e)
             failures += 1
@@ -350,8 +444,9 @@ def main(argv=None, detector=None, log=print) -> int:
         log(f"{path} -> {', '.join(s['written'])}: {len(s['edited'])} of {s['faces']} face(s) "
             + ("edited" if delta is not None else "swept")
             + (f" ({len(s['skipped'])} too small)" if s["skipped"] else "")
-            + (f"; blended region {100 * s['region'] / s['pixels']:.1f}% of the photo; changed outside it: "
-               f"{s['changed_outside']} px ({100 * share:.4f}%)" if delta is not None else ""))
+            + (f"; blended region {100 * s['region'] / s['pixels']:.1f}% of the photo (head mask: "
+               f"{', '.join(dict.fromkeys(s['sources']))}); changed outside it: {s['changed_outside']} px "
+               f"({100 * share:.4f}%)" if delta is not None else ""))
         if args.timings:
             ms = s["ms"]
             log("  ms: " + ", ".join(f"{k} {v:.0f}" for k, v in ms.items()) + f" (total {sum(ms.values()):.0f})")

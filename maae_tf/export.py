@@ -204,7 +204,8 @@ class Editor:
     def discriminate(self, images):
         tf = self.tf
         x = self.to_model(self._check_images(images))
-        scores = [tf.sigmoid(tf.cast(m.discriminator(x, training=False), tf.float32)) for m in self.models]
+        # the two heads only: a run with loss.alpha_cls has a third (attribute) logit
+        scores = [tf.sigmoid(tf.cast(m.discriminator(x, training=False)[:, :2], tf.float32)) for m in self.models]
         return {"scores": tf.stack(scores, axis=1)}
 
     def metadata(self):

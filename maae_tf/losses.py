@@ -43,3 +43,57 @@ def bce_logits(logits, target: float):
     """Binary cross-entropy on logits against a constant target (1 = real, 0 = fake)."""
     logits = tf.cast(logits, tf.float32)
     return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.fill(tf.shape(logits), target), logits))
+
+
+def generator_gan_loss(positive_head_on_plus_edits, negative_head_on_minus_edits):
+    """L_GAN of G (Eq. 3, non-saturating): every edit must pass the head of δ's sign.
+
+    Args:
+      positive_head_on_plus_edits: D's POSITIVE logits of the edits made with δ > 0.
+      negative_head_on_minus_edits: D's NEGATIVE logits of the edits made with δ < 0.
+    Returns:
+      The sum of the two mean BCEs against "real".
+    """
+    return bce_logits(positive_head_on_plus_edits, 1.0) + bce_logits(negative_head_on_minus_edits, 1.0)
+
+
+def discriminator_gan_loss(negative_head_on_real_negatives, positive_head_on_real_positives,
+                           positive_head_on_plus_edits, negative_head_on_minus_edits):
+    """L_GAN of D (Eq. 3): each head calls its own class's real faces real and the edits made
+    towards its class fake.
+
+    Args:
+      negative_head_on_real_negatives, positive_head_on_real_positives: logits of real faces.
+      positive_head_on_plus_edits, negative_head_on_minus_edits: logits of the detached edits.
+    Returns:
+      The sum of the four mean BCEs.
+    """
+    return (bce_logits(negative_head_on_real_negatives, 1.0) + bce_logits(positive_head_on_real_positives, 1.0)
+            + bce_logits(positive_head_on_plus_edits, 0.0) + bce_logits(negative_head_on_minus_edits, 0.0))
+
+
+def discriminator_other_class_loss(positive_head_on_real_negatives, negative_head_on_real_positives):
+    """D's terms for the OTHER class's real faces (loss.d_other_class): a real negative is not a
+    real positive, and the reverse.
+
+    Args:
+      positive_head_on_real_negatives: POSITIVE logits of real faces without the attribute.
+      negative_head_on_real_positives: NEGATIVE logits of real faces with it.
+    Returns:
+      The sum of the two mean BCEs against "fake".
+    """
+    return bce_logits(positive_head_on_real_negatives, 0.0) + bce_logits(negative_head_on_real_positives, 0.0)
+
+
+def attribute_loss(logits_should_have, logits_should_lack):
+    """Classification loss of D's attribute logit (loss.alpha_cls, as in AttGAN/StarGAN): D learns it
+    on real faces; G's edits must read as δ's sign.
+
+    Args:
+      logits_should_have: attribute logits of images that carry the attribute (real positives for D,
+        edits with δ > 0 for G).
+      logits_should_lack: attribute logits of images without it.
+    Returns:
+      The sum of the two mean BCEs.
+    """
+    return bce_logits(logits_should_have, 1.0) + bce_logits(logits_should_lack, 0.0)

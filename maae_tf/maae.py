@@ -26,7 +26,7 @@ import tensorflow as tf
 
 from maae_tf import lattice, losses
 from maae_tf.config import load_workdir_config
-from maae_tf.models import (NEGATIVE, POSITIVE, build_decoder, build_discriminator, build_encoder,
+from maae_tf.models import (ATTRIBUTE, NEGATIVE, POSITIVE, build_decoder, build_discriminator, build_encoder,
                             build_identity, encoder_geometry)
 
 LOSS_TERMS = ("g_loss", "d_loss", "vae", "kl", "reconstruction", "gan", "id", "cycle", "mask",
@@ -43,9 +43,12 @@ class MAAE(keras.Model):
         self.decoder = build_decoder(config)
         self.discriminator = build_discriminator(config)
         # F_ID is optional for inference-only use (export, evaluation): pass identity=False.
-        self.identity = build_identity(config) if identity is None else (identity or None)
+        if identity is None and config.identity.source != "none":
+            identity = build_identity(config)
+        self.identity = identity or None
         self.lattice = lattice.lattice_mask(encoder_geometry(), config.image_size, config.delta_mask)
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_TERMS}
+        terms = LOSS_TERMS + (("cls",) if config.loss.alpha_cls else ())
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in terms}
 
     # ----- the generator -----------------------------------------------------------------------
     def shift(self, z, delta):
@@ -95,90 +98,119 @@ class MAAE(keras.Model):
     def metrics(self):
         return list(self.trackers.values())
 
-    def train_step(self, data):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        x1, x2, m1, m2 = x["x1"], x["x2"], x["m1"], x["m2"]
+    def generator_terms(self, x1, x2, m1, m2):
+        """Every term of G's objective (Eq. 6) for one batch of pairs, unweighted, with g_loss their
+        weighted sum; and the edits D judges, (to_positive, to_negative). Called inside the
+        gradient tape of `train_step` (and by `maae_tf.diagnose`, which weighs each term's gradient)."""
         cfg, w = self.cfg, self.cfg.loss
         d0 = cfg.delta_max
         b = tf.shape(x1)[0]
+        # 1. En(x) with the VAE's reparameterisation z = μ + σ·ε (Eq. 2)
+        mu, logvar = self.encoder(tf.concat([x1, x2], 0), training=True)
+        half = tf.shape(mu[:b])
+        eps = tf.concat([self.noise(1, half), self.noise(2, half)], 0)  # for x1, for x2
+        z = mu + tf.exp(0.5 * logvar) * tf.cast(eps, mu.dtype)
+        z1, z2 = z[:b], z[b:]
+        # 2. one decoder call for the reconstructions G(x, 0), the flipping edits G(x1, +δ0),
+        #    G(x2, -δ0), the keeping edits G(x1, -δ0), G(x2, +δ0) (adversarial_edits="all": without
+        #    them a generator that inverts whatever δ is passes every loss, docs/method.md §4) and
+        #    the cycle's first edits at d ~ U(0, δ0] (cycle_strength="random", paper §3.2)
+        latents = {"r1": z1, "r2": z2, "p1": self.shift(z1, d0), "n2": self.shift(z2, -d0)}
+        all_edits = cfg.adversarial_edits == "all"
+        if all_edits:
+            latents.update(n1=self.shift(z1, -d0), p2=self.shift(z2, d0))
+        if cfg.cycle_strength == "random":
+            d = d0 * (1.0 - self.noise(3, tf.reshape(b, [1]), uniform=True))
+            latents.update(q1=self.shift(z1, d), q2=self.shift(z2, -d))
+        else:
+            d = d0
+        out = dict(zip(latents, tf.split(self.decoder(tf.concat(list(latents.values()), 0), training=True),
+                                         len(latents))))
+        r1, r2, p1, n2 = out["r1"], out["r2"], out["p1"], out["n2"]
+        q1, q2 = out.get("q1", p1), out.get("q2", n2)
+        if all_edits:
+            n1, p2 = out["n1"], out["p2"]
+            to_positive, to_negative = [p1, p2], [n2, n1]
+        else:
+            to_positive, to_negative = [p1], [n2]
+        # 3. the way back of the cycle: G^-(G^+(x1)) and G^+(G^-(x2)) (Eq. 4), from the edit's mean
+        mu_q, _ = self.encoder(tf.concat([q1, q2], 0), training=True)
+        c1, c2 = tf.split(self.decoder(tf.concat([self.shift(mu_q[:b], -d), self.shift(mu_q[b:], d)], 0),
+                                       training=True), 2)
+        # 4. D on every edit, each at the head of δ's sign
+        n_pos = len(to_positive) * b
+        logits = self.discriminator(tf.concat(to_positive + to_negative, 0), training=True)
+        logits_pos, logits_neg = logits[:n_pos], logits[n_pos:]
+        # 5. the terms
+        t = {"kl": losses.kl_divergence(mu, logvar),
+             "reconstruction": losses.l1(r1, x1) + losses.l1(r2, x2)}
+        t["vae"] = losses.vae_loss(t["kl"], t["reconstruction"], w.lambda_kl, w.lambda_rec)           # Eq. 2
+        t["gan"] = losses.generator_gan_loss(logits_pos[:, POSITIVE], logits_neg[:, NEGATIVE])         # Eq. 3
+        if self.identity is not None:                                                                 # Eq. 5
+            f_x1, f_x2, f_p1, f_n2 = tf.split(self.identity(tf.concat([x1, x2, p1, n2], 0)), 4)
+            t["id"] = losses.identity_loss(f_x1, f_p1) + losses.identity_loss(f_x2, f_n2)
+        else:  # identity.source="none": no F_ID (docs/method.md §10)
+            t["id"] = tf.constant(0.0)
+        t["cycle"] = losses.l1(c1, x1) + losses.l1(c2, x2)                                            # Eq. 4
+        t["mask"] = (losses.mask_loss(p1, x1, m1) + losses.mask_loss(n2, x2, m2)                      # Eq. 1
+                     + losses.mask_loss(r1, x1, m1) + losses.mask_loss(r2, x2, m2))
+        if all_edits:
+            t["mask"] += losses.mask_loss(n1, x1, m1) + losses.mask_loss(p2, x2, m2)
+        t["g_loss"] = (w.alpha_vae * t["vae"] + w.alpha_gan * t["gan"] + w.alpha_id * t["id"]         # Eq. 6
+                       + w.alpha_cycle * t["cycle"] + w.alpha_mask * t["mask"])
+        if w.alpha_cls:
+            # D's attribute logit must read every edit as δ's sign (docs/method.md §10)
+            t["cls"] = losses.attribute_loss(logits_pos[:, ATTRIBUTE], logits_neg[:, ATTRIBUTE])
+            t["g_loss"] += w.alpha_cls * t["cls"]
+        return t, (to_positive, to_negative)
+
+    def discriminator_terms(self, x1, x2, to_positive, to_negative):
+        """D's loss on real negatives x1, real positives x2 and the (detached) edits; and its accuracy."""
+        w = self.cfg.loss
+        b = tf.shape(x1)[0]
+        n_pos = len(to_positive) * b
+        logits = self.discriminator(tf.concat([x1, x2] + to_positive + to_negative, 0), training=True)
+        real_neg, real_pos = logits[:b], logits[b:2 * b]
+        fake_pos, fake_neg = logits[2 * b:2 * b + n_pos], logits[2 * b + n_pos:]
+        d_loss = losses.discriminator_gan_loss(real_neg[:, NEGATIVE], real_pos[:, POSITIVE],
+                                               fake_pos[:, POSITIVE], fake_neg[:, NEGATIVE])
+        if w.d_other_class:
+            # each head also rejects the OTHER class's real faces: without this only the edits tell
+            # the POSITIVE head that a real closed mouth is not "positive" (docs/method.md §10)
+            d_loss += w.d_other_class * losses.discriminator_other_class_loss(real_neg[:, POSITIVE],
+                                                                              real_pos[:, NEGATIVE])
+        if w.alpha_cls:  # the attribute logit learns from real faces only
+            d_loss += losses.attribute_loss(real_pos[:, ATTRIBUTE], real_neg[:, ATTRIBUTE])
+        d_accuracy = tf.reduce_mean(tf.cast(tf.concat(
+            [real_neg[:, NEGATIVE] > 0, real_pos[:, POSITIVE] > 0, fake_pos[:, POSITIVE] < 0,
+             fake_neg[:, NEGATIVE] < 0], 0), tf.float32))
+        return d_loss, d_accuracy
+
+    def train_step(self, data):
+        """One alternating update: G on Eq. 6, then D on the same (detached) edits (paper §3.5)."""
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        x1, x2, m1, m2 = x["x1"], x["x2"], x["m1"], x["m2"]
+        # under tf.distribute each replica's share of the global mean (losses.py)
         inv_replicas = 1.0 / tf.distribute.get_strategy().num_replicas_in_sync
-        x12 = tf.concat([x1, x2], 0)
 
         with tf.GradientTape() as tape:
-            # En(x) with the VAE's reparameterisation z = μ + σ·ε (Eq. 2)
-            mu, logvar = self.encoder(x12, training=True)
-            half = tf.shape(mu[:b])
-            eps = tf.concat([self.noise(1, half), self.noise(2, half)], 0)  # for x1, for x2
-            z = mu + tf.exp(0.5 * logvar) * tf.cast(eps, mu.dtype)
-            z1, z2 = z[:b], z[b:]
-            # reconstructions G(x, 0) and the adversarial edits G(x1, +δ0), G(x2, -δ0), one decoder call
-            latents = [z1, z2, self.shift(z1, d0), self.shift(z2, -d0)]
-            all_edits = cfg.adversarial_edits == "all"
-            if all_edits:
-                # the edits that must KEEP the label, G(x1, -δ0) and G(x2, +δ0): without them a
-                # generator that inverts the attribute whatever δ is passes every loss (measured,
-                # docs/method.md §4)
-                latents += [self.shift(z1, -d0), self.shift(z2, d0)]
-            random_cycle = cfg.cycle_strength == "random"
-            if random_cycle:
-                # intermediate strengths d ~ U(0, δ0] in the cycle, so δ keeps its strength
-                # (paper §3.2 "we change the value in the training process", DESIGN.md §4)
-                d = d0 * (1.0 - self.noise(3, tf.reshape(b, [1]), uniform=True))
-                latents += [self.shift(z1, d), self.shift(z2, -d)]
-            else:
-                d = d0
-            decoded = tf.split(self.decoder(tf.concat(latents, 0), training=True), len(latents))
-            r1, r2, p1, n2 = decoded[:4]
-            n1, p2 = decoded[4:6] if all_edits else (None, None)
-            q1, q2 = decoded[-2:] if random_cycle else (p1, n2)
-            # the edits D judges: at the POSITIVE head (δ > 0) and at the NEGATIVE head (δ < 0)
-            to_positive, to_negative = ([p1, p2], [n2, n1]) if all_edits else ([p1], [n2])
-            n_pos = len(to_positive) * b
-            # the way back: G^-(G^+(x1)) and G^+(G^-(x2)) (Eq. 4)
-            mu_q, _ = self.encoder(tf.concat([q1, q2], 0), training=True)
-            c1, c2 = tf.split(self.decoder(tf.concat(
-                [self.shift(mu_q[:b], -d), self.shift(mu_q[b:], d)], 0), training=True), 2)
-
-            logits_edits = self.discriminator(tf.concat(to_positive + to_negative, 0), training=True)
-            f_x1, f_x2, f_p1, f_n2 = tf.split(self.identity(tf.concat([x1, x2, p1, n2], 0)), 4)
-
-            kl = losses.kl_divergence(mu, logvar)
-            rec = losses.l1(r1, x1) + losses.l1(r2, x2)
-            l_vae = losses.vae_loss(kl, rec, w.lambda_kl, w.lambda_rec)                     # Eq. 2
-            l_gan = (losses.bce_logits(logits_edits[:n_pos, POSITIVE], 1.0)                  # Eq. 3
-                     + losses.bce_logits(logits_edits[n_pos:, NEGATIVE], 1.0))
-            l_id = losses.identity_loss(f_x1, f_p1) + losses.identity_loss(f_x2, f_n2)      # Eq. 5
-            l_cycle = losses.l1(c1, x1) + losses.l1(c2, x2)                                  # Eq. 4
-            l_mask = (losses.mask_loss(p1, x1, m1) + losses.mask_loss(n2, x2, m2)           # Eq. 1
-                      + losses.mask_loss(r1, x1, m1) + losses.mask_loss(r2, x2, m2))
-            if all_edits:
-                l_mask += losses.mask_loss(n1, x1, m1) + losses.mask_loss(p2, x2, m2)
-            g_loss = (w.alpha_vae * l_vae + w.alpha_gan * l_gan + w.alpha_id * l_id         # Eq. 6
-                      + w.alpha_cycle * l_cycle + w.alpha_mask * l_mask)
-            # per-replica share of the global mean, times the loss scale under float16 (else 1)
-            g_scaled = self.g_optimizer.scale_loss(g_loss * inv_replicas)
+            terms, (to_positive, to_negative) = self.generator_terms(x1, x2, m1, m2)
+            # times the loss scale under float16 (else 1)
+            g_scaled = self.g_optimizer.scale_loss(terms["g_loss"] * inv_replicas)
         g_vars = self.generator_variables
         self.g_optimizer.apply_gradients(zip(tape.gradient(g_scaled, g_vars), g_vars))
 
-        # D: real x1 -> NEGATIVE head real, real x2 -> POSITIVE head real,
-        #    edits with δ > 0 -> POSITIVE head fake, edits with δ < 0 -> NEGATIVE head fake.
-        fakes = tf.stop_gradient(tf.concat(to_positive + to_negative, 0))
+        to_positive = [tf.stop_gradient(e) for e in to_positive]
+        to_negative = [tf.stop_gradient(e) for e in to_negative]
         with tf.GradientTape() as tape:
-            logits = self.discriminator(tf.concat([x1, x2, fakes], 0), training=True)
-            r_x1, r_x2, f_pos, f_neg = logits[:b], logits[b:2 * b], logits[2 * b:2 * b + n_pos], logits[2 * b + n_pos:]
-            d_loss = (losses.bce_logits(r_x1[:, NEGATIVE], 1.0) + losses.bce_logits(r_x2[:, POSITIVE], 1.0)
-                      + losses.bce_logits(f_pos[:, POSITIVE], 0.0) + losses.bce_logits(f_neg[:, NEGATIVE], 0.0))
+            d_loss, d_accuracy = self.discriminator_terms(x1, x2, to_positive, to_negative)
             d_scaled = self.d_optimizer.scale_loss(d_loss * inv_replicas)
         d_vars = self.discriminator.trainable_variables
         self.d_optimizer.apply_gradients(zip(tape.gradient(d_scaled, d_vars), d_vars))
 
-        d_accuracy = tf.reduce_mean(tf.cast(tf.concat(
-            [r_x1[:, NEGATIVE] > 0, r_x2[:, POSITIVE] > 0, f_pos[:, POSITIVE] < 0, f_neg[:, NEGATIVE] < 0], 0),
-            tf.float32))
-        values = dict(g_loss=g_loss, d_loss=d_loss, vae=l_vae, kl=kl, reconstruction=rec, gan=l_gan,
-                      id=l_id, cycle=l_cycle, mask=l_mask, d_accuracy=d_accuracy)
-        for name, value in values.items():
-            self.trackers[name].update_state(value)
+        values = dict(terms, d_loss=d_loss, d_accuracy=d_accuracy)
+        for name, tracker in self.trackers.items():
+            tracker.update_state(values[name])
         return {name: t.result() for name, t in self.trackers.items()}
 
 

@@ -119,7 +119,7 @@ def edit_grid_images(cfg, n: int = 6):
     return held_out_batch(cfg, n)["image"]
 
 
-def edit_evaluator(cfg, writer) -> EditEvaluator | None:
+def edit_evaluator(cfg, writer, workdir: str) -> EditEvaluator | None:
     """The in-training evaluation (config.eval.every > 0): the dataset's attribute classifier
     (maae_tf.classifier.for_dataset: trained once per dataset and cached, so the first run on a
     dataset trains it) and a fixed held-out batch of config.eval.batch test images."""
@@ -135,7 +135,8 @@ def edit_evaluator(cfg, writer) -> EditEvaluator | None:
     logging.info("in-training evaluation every %d steps on %d held-out images (%d positive); classifier %s "
                  "(test accuracy %.3f for %s)", cfg.eval.every, positive.size, positive.sum(), info["path"],
                  info["test_accuracy"][attr], attr)
-    return EditEvaluator(writer, cfg.eval.every, held_out, judge, classifier.column(info, attr), cfg.delta_max)
+    return EditEvaluator(writer, cfg.eval.every, held_out, judge, classifier.column(info, attr), cfg.delta_max,
+                         curve_dir=os.path.join(workdir, "eval"), title=f"{attr}: {workdir}")
 
 
 def resume(model, directory: str, write: bool) -> str | None:
@@ -264,7 +265,7 @@ def fit(model, cfg, strategy, manager, workdir: str, out: str, profile_steps=Non
     monitor = TrainMonitor(writer, cfg.batch_size, cfg.log_every, cfg.image_every, held_out, cfg.delta_max)
     callbacks = [monitor]
     if distribute.is_chief(strategy):  # the other workers of a multi-host run write nothing
-        evaluator = edit_evaluator(cfg, writer)
+        evaluator = edit_evaluator(cfg, writer, out)
         if evaluator is not None:
             callbacks.append(evaluator)
     if profile_steps:

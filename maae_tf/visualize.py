@@ -82,3 +82,48 @@ def sweep_strip(columns: list[np.ndarray], probabilities: np.ndarray, scale: int
     p = np.asarray(probabilities)
     texts = [[f"P={p[i, t]:.2f}" for t in range(p.shape[1])] for i in range(p.shape[0])]
     return annotate(g, texts, p.shape[0], p.shape[1], tile * scale, pad=2 * scale)
+
+
+# the in-training evaluation's curves: (key of scoring.summarize, label, axis) per line
+CURVE_LINES = (("attribute_accuracy_plus", "negatives opened by +δ0", "share"),
+               ("attribute_accuracy_minus", "positives closed by −δ0", "share"),
+               ("reconstruction_attribute_accuracy", "label kept by G(x, 0)", "share"),
+               ("background_psnr", "background PSNR (dB)", "db"))
+
+
+def curve_png(history: list[dict], title: str = "") -> bytes:
+    """The time-to-quality plot of a run (eval/curve.png): the in-training evaluation's editing
+    accuracy both ways, label kept by G(x, 0) and background PSNR, against steps (left) and wall
+    time (right). `history`: one dict per evaluation with "step", "seconds" and the CURVE_LINES
+    keys (None where nothing counted). Returns PNG bytes."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: files only
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 4), dpi=100)
+    steps = [h["step"] for h in history]
+    minutes = [h["seconds"] / 60.0 for h in history]
+    for k, (xs, xlabel) in enumerate(((steps, "training step"), (minutes, "training wall time (min)"))):
+        ax = fig.add_subplot(1, 2, k + 1)
+        db = ax.twinx()
+        for key, label, axis in CURVE_LINES:
+            ys = [np.nan if h.get(key) is None else h[key] for h in history]
+            (db if axis == "db" else ax).plot(xs, ys, marker="o", markersize=3, label=label,
+                                              color="black" if axis == "db" else None,
+                                              linestyle="--" if axis == "db" else "-")
+        ax.set_ylim(0.0, 1.02)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("share of held-out test images")
+        db.set_ylabel("dB")
+        ax.grid(alpha=0.3)
+        if k == 0:
+            lines = ax.get_lines() + db.get_lines()
+            ax.legend(lines, [line.get_label() for line in lines], loc="lower right", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()

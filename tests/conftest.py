@@ -125,3 +125,24 @@ def exported(tmp_path_factory):
     pair = export.export([str(run_a), str(run_b)], str(root / "models" / "pair"))
     return {"root": root, "runs": (run_a, run_b), "models": (model_a, model_b),
             "single": Path(single), "pair": Path(pair)}
+
+
+def tiny_train_config(data_dir, image_size: int = 64, **overrides):
+    """The smallest M-AAE run config on a tiny set: 2 steps of 2 pairs, random frozen F_ID."""
+    from maae_tf.config import base_config
+
+    c = base_config()
+    c.attr = TINY_ATTR
+    c.data_dir = str(data_dir)
+    c.image_size = image_size
+    c.width = 0.0625
+    c.batch_size = 2
+    c.shuffle_buffer = 64
+    c.identity.source = "random"
+    c.train_steps = 2
+    c.checkpoint_every = 2
+    c.log_every = 1
+    c.image_every = 0
+    for key, value in overrides.items():
+        c[key] = value
+    return c

@@ -21,9 +21,15 @@ def test_config_files_are_valid_and_differ_where_documented():
     assert (celeba.image_size, celeba.batch_size, celeba.width) == (128, 64, 1.0)
     assert (celeba.learning_rate, celeba.beta_1, celeba.beta_2) == (1e-4, 0.5, 0.999)
     assert dict(celeba.loss) == dict(alpha_vae=0.1, alpha_gan=10.0, alpha_id=20.0, alpha_cycle=80.0,
-                                     alpha_mask=80.0, lambda_kl=0.1, lambda_rec=80.0)
+                                     alpha_mask=80.0, lambda_kl=0.1, lambda_rec=80.0,
+                                     d_other_class=0.0, alpha_cls=0.0)  # the paper's D: no extra terms
     assert celeba.init == "normal" and celeba.delta_mask == "lattice"
     assert quick.image_size == 64 and quick.synthetic.build_if_missing
+    # the real-faces recipe: the paper's protocol on a user-given prepared folder
+    real = runpy.run_path(str(REPO / "configs" / "celeba64.py"))["get_config"]()
+    check(real)
+    assert (real.image_size, real.split_protocol, real.split_test_per_attribute) == (64, "paper", 1000)
+    assert real.data_dir == "" and not real.synthetic.build_if_missing
 
 
 @pytest.mark.parametrize("key,value,match", [

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 
 import cv2
 import numpy as np
@@ -230,8 +231,12 @@ def scene(tmp_path_factory):
     return root, photo, face
 
 
-def run_edit(argv, detector, capsys):
-    code = edit.main([str(a) for a in argv], detector=detector)
+def run_edit(argv, detector, capsys, masker="prior"):
+    """edit.main's exit code, stdout and stderr; the blend's head mask is the landmark prior
+    (deterministic, no segmentation model needed) unless `masker` is given (None: edit's default)."""
+    if masker == "prior":
+        masker = faces.HeadMasker()
+    code = edit.main([str(a) for a in argv], detector=detector, masker=masker)
     out = capsys.readouterr()
     return code, out.out, out.err
 
@@ -474,3 +479,167 @@ def test_face_choice_duplicate_names_and_bad_model_paths(scene, exported, tmp_pa
     assert code == 2 and "nope: no such model folder" in err
     code, _, err = run_edit([root / "face.png", f"--model={tmp_path}", "--delta=1"], FixedDetector([face]), capsys)
     assert code == 2 and "not a workdir (no config.json)" in err
+
+
+# ------------------------------------------------------------------ the user's photo is never replaced
+def sha256(path) -> str:
+    import hashlib
+
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("how", ["file", "folder", "relative folder", "symlink"])
+def test_output_onto_an_input_photo_is_refused_before_anything_is_written(how, scene, exported, tmp_path,
+                                                                            capsys, monkeypatch):
+    root, photo, face = scene
+    mine, other = tmp_path / "mine", tmp_path / "other"
+    mine.mkdir()
+    other.mkdir()
+    (mine / "face.png").write_bytes((root / "face.png").read_bytes())
+    (other / "second.png").write_bytes((root / "face.png").read_bytes())  # its output would be fine alone
+    (mine / "link.png").symlink_to("face.png")
+    before = sha256(mine / "face.png")
+    target = {"file": mine / "face.png", "folder": mine, "symlink": mine / "link.png",
+              "relative folder": "../mine"}[how]
+    monkeypatch.chdir(other)
+    # -o FILE names the output of one photo; with a folder a second photo is checked first, and kept
+    photos = [other / "second.png", mine / "face.png"] if "folder" in how else [mine / "face.png"]
+    det = FixedDetector([face])
+    code, out, err = run_edit([*photos, f"--model={exported['single']}", "--delta=3", "-o", target], det, capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert "would overwrite the input photo" in lines[0] and str(mine / "face.png") in lines[0]
+    assert "--overwrite" in lines[0]
+    assert sha256(mine / "face.png") == before
+    assert sorted(os.listdir(mine)) == ["face.png", "link.png"] and os.path.islink(mine / "link.png")
+    assert sorted(os.listdir(other)) == ["second.png"]  # nothing written for the other photo either
+    assert det.calls == 0  # refused before the model and the detector ran
+
+
+@pytest.mark.faults
+def test_overwrite_flag_replaces_the_photo_atomically(scene, exported, tmp_path, capsys):
+    root, photo, face = scene
+    (tmp_path / "face.png").write_bytes((root / "face.png").read_bytes())
+    before = sha256(tmp_path / "face.png")
+    code, out, err = run_edit([tmp_path / "face.png", f"--model={exported['single']}", "--delta=3",
+                               "-o", tmp_path, "--overwrite"], FixedDetector([face]), capsys)
+    assert code == 0, err
+    assert sha256(tmp_path / "face.png") != before
+    assert os.listdir(tmp_path) == ["face.png"]  # no temporary file left beside it
+    edited, _ = read_photo(str(tmp_path / "face.png"))
+    assert edited.shape == photo.shape and not np.array_equal(edited, photo)
+
+
+# ----------------------------------------------------------------------- blended under the head only
+GREEN = np.array([0, 255, 0], np.uint8)
+
+
+class GreenScreen:
+    """Stands in for the selfie segmenter's runner: "person" is every pixel that is not pure green."""
+
+    def __init__(self, empty: bool = False):
+        self.empty = empty
+
+    def probability(self, image):
+        person = np.any(image[:, :, :3] != GREEN, axis=-1).astype(np.float32)
+        return np.zeros_like(person) if self.empty else person
+
+
+def green_screen_scene(tmp_path):
+    """A PNG of the synthetic face and hair (its own mask) placed on a pure green backdrop, the
+    Face, and the boolean person (not green) the GreenScreen sees."""
+    rgb, fg_mask, _, landmarks, _ = synthetic.render(0, 1, synthetic.identity_params(0, 0))
+    place = similarity(8.0, 1.6, 60.0, 40.0)
+    w, h = 420, 480
+    photo = np.tile(GREEN, (h, w, 1))
+    person = cv2.warpAffine((fg_mask == 0).astype(np.uint8), place, (w, h), flags=cv2.INTER_NEAREST) > 0
+    photo[person] = cv2.warpAffine(rgb, place, (w, h), flags=cv2.INTER_LINEAR)[person]
+    cv2.imwrite(str(tmp_path / "green.png"), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+    points = np.asarray(landmarks, np.float64).reshape(5, 2)
+    face = faces.Face((0, 0, w, h), faces.apply(place, points), points)
+    return photo, face, np.any(photo != GREEN, axis=-1)
+
+
+def test_edit_blends_under_the_head_mask_and_keeps_the_background(exported, tmp_path, capsys):
+    from maae_tf.masks.segmenter import SegmenterSource, face_frame
+
+    photo, face, person = green_screen_scene(tmp_path)
+    masker = faces.HeadMasker(SegmenterSource("landmarks", segmenter=GreenScreen()))
+    code, out, err = run_edit([tmp_path / "green.png", f"--model={exported['single']}", "--delta=4",
+                               "-o", tmp_path / "out"], FixedDetector([face]), capsys, masker=masker)
+    assert code == 0, err
+    share = float(re.search(r"blended region ([\d.]+)% of the photo \(head mask: segmenter\)", out).group(1))
+    assert "changed outside it: 0 px" in out
+    result, _ = read_photo(str(tmp_path / "out" / "green.png"))
+    changed = np.any(result != photo, axis=-1)
+    assert changed.sum() > 1000
+    # every changed pixel lies within the head's grown + feathered reach, the rest is bit-identical
+    scale = face_frame(faces.face_landmarks5(face))[3]
+    distance = cv2.distanceTransform((~person).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    reach = distance < (faces.HEAD_GROW + faces.HEAD_FEATHER) * scale
+    assert not changed[~reach].any()
+    np.testing.assert_array_equal(result[~reach], photo[~reach])
+    # the backdrop inside the crop square, which the crop-wide blend changed, is untouched now
+    m = faces.crop_transform(face.to_aligned(), DEFAULT_CROP, 32, 32)
+    crop_weight = cv2.warpAffine(faces.feather_mask(32), m, (photo.shape[1], photo.shape[0]),
+                                 flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    backdrop_in_crop = (crop_weight > 0.5) & ~reach
+    assert backdrop_in_crop.sum() > 3000 and not changed[backdrop_in_crop].any()
+    assert changed.mean() * 100 <= share + 0.05 and share < (crop_weight > 0).mean() * 100
+
+
+def test_edit_falls_back_to_the_landmark_prior(exported, tmp_path, capsys, monkeypatch):
+    from maae_tf.masks.segmenter import SegmenterSource
+
+    photo, face, _ = green_screen_scene(tmp_path)
+    argv = [tmp_path / "green.png", f"--model={exported['single']}", "--delta=4", "-o", tmp_path / "out"]
+    # the segmenter finds no person: the landmark prior, named on the summary line
+    masker = faces.HeadMasker(SegmenterSource("landmarks", segmenter=GreenScreen(empty=True)))
+    code, out, err = run_edit(argv, FixedDetector([face]), capsys, masker=masker)
+    assert code == 0, err
+    assert "(head mask: landmarks)" in out and "changed outside it: 0 px" in out
+    prior = faces.HeadMasker()(photo, face)
+    assert prior.source == "landmarks"
+    weights = prior.within((0, 0, photo.shape[1], photo.shape[0]))
+    changed = np.any(read_photo(str(tmp_path / "out" / "green.png"))[0] != photo, axis=-1)
+    assert changed.any() and not changed[weights == 0].any()
+    # the model is not cached: one note, the prior, no download
+    monkeypatch.setenv("MAAE_TF_CACHE", str(tmp_path / "empty_cache"))
+    monkeypatch.setattr("maae_tf.masks.segmenter.fetch_segmenter_model",
+                        lambda *a, **k: pytest.fail("edit must not download the segmenter"))
+    code, out, err = run_edit(argv, FixedDetector([face]), capsys, masker=None)
+    assert code == 0, err
+    notes = [line for line in out.splitlines() if "not cached" in line]
+    assert len(notes) == 1 and notes[0].startswith("note:") and "landmark prior" in notes[0]
+    assert "(head mask: landmarks)" in out
+    again = np.any(read_photo(str(tmp_path / "out" / "green.png"))[0] != photo, axis=-1)
+    np.testing.assert_array_equal(again, changed)  # the same prior, the same edit
+
+
+def test_head_mask_weights_grow_feather_and_window():
+    fg = np.zeros((60, 80), bool)
+    fg[20:40, 30:50] = True
+    w = faces.grow_and_feather(fg, 3.0, 5.0)
+    assert w.dtype == np.float32 and np.all(w[fg] == 1.0)
+    assert w[30, 50 + 2] == 1.0 and 0 < w[30, 50 + 5] < 1 and w[30, 50 + 9] == 0.0
+    mask = faces.HeadMask((10, 5, 90, 65), w, "segmenter")
+    inner = mask.within((0, 0, 100, 100))
+    assert inner.shape == (100, 100) and inner[:5].max() == 0 and inner[:, :10].max() == 0
+    np.testing.assert_array_equal(inner[5:65, 10:90], w)
+
+
+@pytest.mark.faults
+def test_sweep_sheets_never_replace_an_input_photo(scene, exported, tmp_path, capsys):
+    root, photo, face = scene
+    for name in ("face.png", "face_face0_sweep.png"):  # the second is named as the first's sheet
+        (tmp_path / name).write_bytes((root / "face.png").read_bytes())
+    before = sha256(tmp_path / "face_face0_sweep.png")
+    code, out, err = run_edit([tmp_path / "face.png", tmp_path / "face_face0_sweep.png",
+                               f"--model={exported['single']}", "--sweep=-2:2:3", "-o", tmp_path],
+                              FixedDetector([face]), capsys)
+    assert code == 2  # --sweep alone writes no edited photo: the folder itself is allowed
+    assert f"{tmp_path / 'face_face0_sweep.png'}: the output would overwrite the input photo" in err
+    assert sha256(tmp_path / "face_face0_sweep.png") == before
+    assert sorted(os.listdir(tmp_path)) == ["face.png", "face_face0_sweep.png", "face_face0_sweep_face0_sweep.png"]

@@ -28,6 +28,7 @@ from maae_tf.masks import segmenter as seg
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO.parent / "shared" / "celebamask-hq-sample"
+DEV = REPO.parent / "shared" / "celeba-dev"
 H, W = 218, 178
 
 
@@ -218,7 +219,7 @@ def test_segmenter_source_head_region(tiny_model):
     assert ((head == FOREGROUND) <= (whole == FOREGROUND)).all()
     tmpl = seg.SegmenterSource("template", segmenter=runner)(img, name="x.jpg")
     np.testing.assert_array_equal(tmpl, head)
-    with pytest.raises(MaskUnavailable, match="needs landmarks"):
+    with pytest.raises(MaskUnavailable, match="landmarks: none given"):
         seg.SegmenterSource("landmarks", segmenter=runner)(img, name="x.jpg")
     with pytest.raises(MaskUnavailable, match="no person"):
         seg.SegmenterSource("landmarks", segmenter=runner)(np.zeros_like(img), name="x.jpg", landmarks=pts)
@@ -228,6 +229,89 @@ def test_segmenter_source_head_region(tiny_model):
         make_source("segmenter:region=elsewhere")
     with pytest.raises(ValueError):
         seg.parse_options("colour=red")
+
+
+class AllPerson:
+    """A segmenter stand-in: every pixel is person, so the mask is the head region itself."""
+
+    def probability(self, image):
+        return np.ones(image.shape[:2], np.float32)
+
+
+class SmallFaceBlindDetector:
+    """A dlib stand-in that finds the template face only in images at least `min_width` wide,
+    as dlib misses faces below its smallest window; records the widths it was given."""
+
+    def __init__(self, min_width):
+        self.min_width, self.widths = min_width, []
+
+    def __call__(self, rgb):
+        from maae_tf.faces import Face
+
+        h, w = rgb.shape[:2]
+        self.widths.append(w)
+        if w < self.min_width:
+            return []
+        pts = seg.template_landmarks(rgb.shape)
+        return [Face((0.0, 0.0, float(w), float(h)), pts[:3], pts[:3], pts)]
+
+
+def test_small_face_found_upsampled_else_template():
+    """A half-size aligned photo (89×109) whose face plain detection misses: found on the image
+    enlarged 2×, its points mapped back; missed there too, the template under region=auto only."""
+    small = np.zeros((109, 89, 3), np.uint8)
+    found_big = SmallFaceBlindDetector(min_width=150)
+    src = seg.SegmenterSource("auto", segmenter=AllPerson(), detector=found_big)
+    mask, way = src.with_origin(small, name="x.jpg")
+    assert way == "dlib-upsampled" and found_big.widths == [89, 89 * seg.UPSAMPLE]
+    pts, _ = src.landmarks_for(small, "x.jpg", None)
+    np.testing.assert_allclose(pts, seg.template_landmarks(small.shape), atol=1e-4)  # mapped back
+    template = seg.SegmenterSource("template", segmenter=AllPerson())
+    np.testing.assert_array_equal(mask, template(small, name="x.jpg"))
+
+    blind = SmallFaceBlindDetector(min_width=10_000)
+    mask, way = seg.SegmenterSource("auto", segmenter=AllPerson(), detector=blind).with_origin(small, name="x.jpg")
+    assert way == "template" and blind.widths == [89, 178] and (mask == FOREGROUND).any()
+    with pytest.raises(MaskUnavailable, match=r"x.jpg: .*region=detect.*dlib: no face; dlib-upsampled: no face at 2x"):
+        seg.SegmenterSource("detect", segmenter=AllPerson(), detector=blind)(small, name="x.jpg")
+    with pytest.raises(MaskUnavailable, match="not an aligned photo"):  # the template fits aligned proportions only
+        square = np.zeros((100, 100, 3), np.uint8)
+        seg.SegmenterSource("auto", segmenter=AllPerson(), detector=blind)(square, name="x.jpg")
+
+    given = SmallFaceBlindDetector(min_width=0)
+    pts = seg.template_landmarks(small.shape).astype(np.float32)
+    _, way = seg.SegmenterSource("auto", segmenter=AllPerson(), detector=given).with_origin(small, name="x.jpg",
+                                                                                           landmarks=pts)
+    assert way == "landmarks" and given.widths == []  # the dataset's landmarks first: no detection
+    _, way = seg.SegmenterSource("none", segmenter=AllPerson()).with_origin(small, name="x.jpg")
+    assert way == "person"
+
+
+def test_mask_with_origin_names_the_way():
+    from maae_tf.masks import mask_with_origin
+
+    small = np.zeros((109, 89, 3), np.uint8)
+    src = seg.SegmenterSource("auto", segmenter=AllPerson(), detector=SmallFaceBlindDetector(150))
+    mask, origin = mask_with_origin(src, small, name="x.jpg")
+    assert origin == "segmenter/dlib-upsampled" and mask.shape == (109, 89) and mask.dtype == np.uint8
+    prior = lmk.LandmarksSource(template=True, warn=False)  # one way only: plainly its name
+    assert mask_with_origin(prior, small, name="x.jpg")[1] == "landmarks"
+
+
+@pytest.mark.skipif(not DEV.is_dir(), reason=f"{DEV} is absent")
+def test_real_small_faces_of_the_dev_set():
+    """Real half-size CelebA photos (89×109) and dlib: one plain detection finds, one it misses
+    and the 2× enlarged image finds, one found neither way (the template's)."""
+    pytest.importorskip("dlib")
+    from maae_tf.data.prepare import read_jpeg
+
+    src = seg.SegmenterSource("auto", segmenter=AllPerson())
+    for name, expected in (("000033.jpg", "dlib"), ("000208.jpg", "dlib-upsampled"), ("000036.jpg", "template")):
+        image = read_jpeg(str(DEV / "img_align_celeba" / name))
+        assert image.shape == (109, 89, 3)
+        pts, way = src.landmarks_for(image, name, None)
+        assert way == expected, name
+        assert np.abs(pts - seg.template_landmarks(image.shape)).max() < 10  # an aligned face: near the template
 
 
 def test_head_region_geometry():
@@ -359,6 +443,18 @@ def test_evaluate_on_a_tiny_folder(tmp_path, frame):
     if frame == "aligned":
         assert float(out[-2].split("=")[1]) > 0.95
     assert len(list((tmp_path / "ov").glob("*.png"))) == 4
+
+
+def test_evaluate_at_half_size(tmp_path):
+    """--scale=0.5: the aligned frame at the dev set's 89×109, the reference and points along."""
+    d = write_tiny_folder(tmp_path / "hq", n=1)
+    lines = []
+    with pytest.warns(UserWarning):
+        means, _ = mev.evaluate(str(d), ["landmarks"], landmarks_file=str(d / "landmarks.txt"), repeats=1,
+                                out=lines.append, scale=0.5)
+    assert "aligned 89x109" in lines[0] and 0.4 < means["landmarks"] <= 1.0
+    with pytest.raises(ValueError, match="--scale"):
+        mev.evaluate(str(d), ["landmarks"], frame="native", scale=0.5)
 
 
 def test_evaluate_cli_errors_and_unbuildable_source(tmp_path, monkeypatch):

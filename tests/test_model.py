@@ -216,3 +216,57 @@ def test_random_identity_warns(caplog):
     absl_logging.get_absl_logger().propagate = True
     build_identity(small_config())
     assert "RANDOM WEIGHTS" in caplog.text
+
+
+def test_other_class_terms_add_exactly_their_loss():
+    """loss.d_other_class: D's loss grows by the BCE of real negatives at the POSITIVE head and real
+    positives at the NEGATIVE head, both against "fake"; nothing else changes."""
+    from maae_tf import losses
+
+    keras.utils.set_random_seed(0)
+    m = build_model(small_config())
+    b = pairs(b=2)
+    edits = [b["x1"] * 0.5], [b["x2"] * 0.5]
+    plain, _ = m.discriminator_terms(b["x1"], b["x2"], *edits)
+    m.cfg.loss.d_other_class = 0.5
+    with_other, _ = m.discriminator_terms(b["x1"], b["x2"], *edits)
+    real_neg, real_pos = m.discriminator(b["x1"]), m.discriminator(b["x2"])
+    extra = losses.discriminator_other_class_loss(real_neg[:, POSITIVE], real_pos[:, NEGATIVE])
+    assert float(with_other) == pytest.approx(float(plain) + 0.5 * float(extra), rel=1e-5)
+
+
+def test_attribute_logit_learns_the_attribute_from_real_faces():
+    """loss.alpha_cls: D gets a third logit, tracked as `cls`, that learns from real faces which
+    class they are (here dark negatives and bright positives)."""
+    from maae_tf.models import ATTRIBUTE
+
+    keras.utils.set_random_seed(0)
+    c = small_config(init="glorot", learning_rate=1e-3)
+    c.loss.alpha_cls = 1.0
+    m = build_model(c)
+    assert m.discriminator.output_shape == (None, 3)
+    rng = np.random.default_rng(0)
+    batch = pairs(b=2)
+    batch["x1"] = tf.constant(rng.uniform(-1.0, -0.5, (2, 32, 32, 3)).astype(np.float32))
+    batch["x2"] = tf.constant(rng.uniform(0.5, 1.0, (2, 32, 32, 3)).astype(np.float32))
+    for _ in range(30):
+        logs = m.train_step(batch)
+    assert "cls" in logs and np.isfinite(float(logs["cls"]))
+    attr = m.discriminator(tf.concat([batch["x1"], batch["x2"]], 0))[:, ATTRIBUTE].numpy()
+    assert attr[2:].min() > attr[:2].max()
+
+
+def test_training_without_an_identity_network():
+    """identity.source="none" builds no F_ID and trains with L_ID = 0; it needs loss.alpha_id = 0."""
+    from maae_tf.config import check
+
+    c = small_config()
+    c.identity.source = "none"
+    with pytest.raises(ValueError, match="alpha_id"):
+        check(c)
+    c.loss.alpha_id = 0.0
+    check(c)
+    m = build_model(c)
+    assert m.identity is None
+    logs = m.train_step(pairs(b=2))
+    assert float(logs["id"]) == 0.0 and np.isfinite(float(logs["g_loss"]))

@@ -252,3 +252,62 @@ def test_train_steps_from_records(prepared, tmp_path):
         capture_output=True, text=True, cwd=REPO, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert os.path.exists(workdir / "checkpoints" / "checkpoint")
+
+
+class TwoWaySource:
+    """A mask source that finds its mask one of two ways ("even"/"odd" image numbers) and none for
+    image 4, as the segmenter finds the head region through dlib, dlib upsampled or the template."""
+
+    name = "twoway"
+
+    def with_origin(self, image, *, name, landmarks=None):
+        from maae_tf.masks import MaskUnavailable
+
+        number = int(name.split(".")[0])
+        if number == 4:
+            raise MaskUnavailable(f"{name}: no way found")
+        return np.full(image.shape[:2], 255, np.uint8), "even" if number % 2 == 0 else "odd"
+
+
+def test_manifest_counts_each_mask_origin(tiny_celeba, tmp_path, monkeypatch, capsys):
+    from maae_tf import masks
+
+    monkeypatch.setitem(masks.SOURCES, "twoway", lambda arg, data_dir: TwoWaySource())
+    manifest = prepare.prepare(str(tiny_celeba), str(tmp_path / "out"), size=SIZE, masks="twoway", workers=1,
+                               shard_size=SHARD)
+    assert manifest["per_mask_source"] == {"none": 1, "twoway/even": 19, "twoway/odd": 20}
+    assert [f["file"] for f in manifest["mask_unavailable"]] == [tiny_name(3)]
+    printed = capsys.readouterr().out
+    assert "prepare: masks: twoway/odd 20 (50.00 %), twoway/even 19 (47.50 %), none 1 (2.50 %)" in printed
+    ds = tf.data.TFRecordDataset(str(tmp_path / "out" / records.shard_name(0, 3)))
+    origins = [tf.io.parse_single_example(r, records.all_features())["mask_source"].numpy() for r in ds.take(4)]
+    assert origins == [b"twoway/odd", b"twoway/even", b"twoway/odd", b"none"]  # per record, too
+
+
+DEV = os.path.join(os.path.dirname(REPO), "shared", "celeba-dev")
+# three half-size dev photos: dlib finds the face; finds it only in the image enlarged 2x; finds it neither way
+DEV_WAYS = {"000033.jpg": "segmenter/dlib", "000208.jpg": "segmenter/dlib-upsampled",
+            "000036.jpg": "segmenter/template"}
+
+
+def test_small_real_faces_get_masks(tmp_path):
+    """`--masks=segmenter` on real 89×109 photos: every one gets a mask, each origin counted."""
+    from maae_tf.masks import segmenter
+
+    if not os.path.isdir(DEV):
+        pytest.skip(f"{DEV} is absent")
+    if not os.path.isfile(segmenter.model_path()):
+        pytest.skip("the selfie-segmentation model is not cached (python -m maae_tf.masks.segmenter --fetch)")
+    pytest.importorskip("dlib")
+    root = tmp_path / "celeba"  # a 3-image release layout under tmp: CelebA never enters the repository
+    (root / "img_align_celeba").mkdir(parents=True)
+    for name in DEV_WAYS:
+        os.symlink(os.path.join(DEV, "img_align_celeba", name), root / "img_align_celeba" / name)
+    for table in ("list_attr_celeba.txt", "list_eval_partition.txt"):
+        with open(os.path.join(DEV, table)) as f:
+            lines = f.read().splitlines()
+        head = ["3", lines[1]] if table == "list_attr_celeba.txt" else []
+        (root / table).write_text("\n".join(head + [ln for ln in lines if ln.split(" ")[0] in DEV_WAYS]) + "\n")
+    manifest = prepare.prepare(str(root), str(tmp_path / "out"), size=64, masks="segmenter", workers=1)
+    assert manifest["mask_unavailable"] == []
+    assert manifest["per_mask_source"] == {way: 1 for way in DEV_WAYS.values()}

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import pytest
 import tensorflow as tf
 
@@ -84,6 +85,20 @@ def test_short_run_writes_config_checkpoints_and_summaries(tmp_path, synth):
     assert [f"eval step {s} |" in r.stderr for s in (0, 2, 4)] == [True] * 3
     assert "editing accuracy" in r.stderr and "background PSNR" in r.stderr
     assert (tmp_path / "classifier" / "classifier.json").exists()  # trained once, kept for reuse
+    # the time-to-quality curve: every evaluation, against steps and wall time; a resume continues it
+    curve = json.loads((workdir / "eval" / "curve.json").read_text())
+    assert [h["step"] for h in curve] == [0, 2, 4]
+    r = run(train_cmd(workdir, synth, "--config.train_steps=6", "--config.checkpoint_every=2",
+                      "--config.eval.every=2", "--config.eval.batch=4",
+                      f"--config.eval.classifier_dir={tmp_path / 'classifier'}"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    curve = json.loads((workdir / "eval" / "curve.json").read_text())
+    assert [h["step"] for h in curve] == [0, 2, 4, 6]
+    seconds = [h["seconds"] for h in curve]
+    assert seconds == sorted(seconds) and seconds[-1] > seconds[2]
+    assert all(0.0 <= h["attribute_accuracy_plus"] <= 1.0 for h in curve if h["attribute_accuracy_plus"] is not None)
+    png = cv2.imread(str(workdir / "eval" / "curve.png"))
+    assert png is not None and png.shape[1] > png.shape[0] > 100
 
 
 def test_kill_9_then_rerun_resumes_from_the_last_checkpoint(tmp_path, synth):

@@ -21,8 +21,10 @@ settings (size, masks, shard size, crop, other input tables) into the same --out
 Failures: an image that is missing, truncated (no JPEG end marker) or undecodable is skipped and
 listed by file name in the manifest's `failures` ({"file", "error"}); a mask the source cannot
 give (MaskUnavailable) leaves the record without a mask, listed in `mask_unavailable`. Neither
-stops the run (exit 0). A missing --celeba_dir, a malformed table or a bad --masks spec: a message
-and exit 2 before anything is written.
+stops the run (exit 0). Each record stores its mask's origin (`segmenter/dlib`,
+`segmenter/template`, `files`, ... or `none`; `maae_tf.masks.mask_with_origin`), the manifest's
+`per_mask_source` counts them and the run prints those counts. A missing --celeba_dir, a
+malformed table or a bad --masks spec: a message and exit 2 before anything is written.
 """
 
 from __future__ import annotations
@@ -167,10 +169,11 @@ def _bytes(value: bytes):
 
 
 def make_record(entry, celeba_dir: str, size: int, fractions, source) -> tuple[bytes, str, str | None]:
-    """(serialized tf.train.Example, mask source name, mask problem or None); ImageError on a bad image."""
+    """(serialized tf.train.Example, the mask's origin (`masks.mask_with_origin`) or "none", mask
+    problem or None); ImageError on a bad image."""
     import tensorflow as tf
 
-    from maae_tf.masks import MaskUnavailable, check_mask
+    from maae_tf.masks import MaskUnavailable, mask_with_origin
 
     name, labels, split, identity, marks = entry
     rgb = read_jpeg(os.path.join(celeba_dir, IMAGE_DIR, name))
@@ -184,10 +187,10 @@ def make_record(entry, celeba_dir: str, size: int, fractions, source) -> tuple[b
     if source is not None:
         lm = None if marks is None else np.asarray(marks, np.float32).reshape(5, 2)
         try:
-            mask = check_mask(source(rgb, name=name, landmarks=lm), rgb, source.name, name)
+            mask, origin = mask_with_origin(source, rgb, name=name, landmarks=lm)
             mask = _resize(np.ascontiguousarray(mask[top:top + ch, left:left + cw]), size)
             mask_bytes = cv2.imencode(".png", mask)[1].tobytes()
-            mask_source = source.name
+            mask_source = origin
         except MaskUnavailable as e:
             problem = str(e)
     feature = {
@@ -449,6 +452,8 @@ def prepare(celeba_dir: str, out: str, size: int = 128, masks: str = "none", wor
     hidden = max(0, len(manifest["failures"]) - 20) + max(0, len(manifest["mask_unavailable"]) - 20)
     if hidden:
         print(f"prepare: ... and {hidden} more, listed in {os.path.join(out, records.MANIFEST)}", file=sys.stderr)
+    if masks != "none":
+        print(f"prepare: masks: {mask_summary(manifest)}")
     wall = time.perf_counter() - t0
     done = counter.value
     print(f"prepare: {manifest['total']} records in {n} shard(s) in {out} ({len(todo)} shard(s) written, "
@@ -456,6 +461,13 @@ def prepare(celeba_dir: str, out: str, size: int = 128, masks: str = "none", wor
           f"with {workers} worker(s)); {len(manifest['failures'])} failed, "
           f"{len(manifest['mask_unavailable'])} without a mask (see manifest.json)")
     return manifest
+
+
+def mask_summary(manifest: dict) -> str:
+    """One line of the manifest's per_mask_source: each origin's count and share, most first."""
+    total = max(1, manifest["total"])
+    counts = sorted(manifest["per_mask_source"].items(), key=lambda kv: (-kv[1], kv[0]))
+    return ", ".join(f"{origin} {n} ({100.0 * n / total:.2f} %)" for origin, n in counts)
 
 
 def _ranges(ks: list[int]) -> str:

@@ -25,7 +25,7 @@ One record (tf.train.Example) per image that could be read:
     split        int64   the official partition: 0 train, 1 val, 2 test, -1 not in the file
     key          int64   a 63-bit hash of the file name (`file_key`): the paper protocol's draw
     file         bytes   the image's file name ("000001.jpg")
-    mask_source  bytes   the mask source that produced `mask` ("files", "segmenter", ...) or "none"
+    mask_source  bytes   the origin of `mask` ("files", "segmenter/dlib", "segmenter/template", ...) or "none"
 
 Splits (`config.split_protocol`): "official" keeps the stored partition; "paper" holds out
 `config.split_test_per_attribute` (1000) test images for `config.attr` from ALL images, half

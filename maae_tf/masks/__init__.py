@@ -14,7 +14,11 @@ Every source is called as `source(image, name=..., landmarks=...)`: `name` is th
 name (`000001.jpg`), `landmarks` the 5 (x, y) points of `list_landmarks_align_celeba.txt` as a
 float32 [5, 2] array, or None when the dataset has no landmark file. A source that cannot produce
 a mask for an image raises `MaskUnavailable` naming the image and the reason (the caller records
-it; it is never silently replaced by another source).
+it; it is never silently replaced by another source). A source that can find its mask more than
+one way (`segmenter`: the dataset's landmarks, dlib, dlib on the enlarged image, CelebA's template)
+also has `with_origin(image, name=..., landmarks=...)` → (mask, way); `mask_with_origin` gives
+every mask's origin, `segmenter/dlib-upsampled` or plainly `files`, which dataset preparation
+stores with each record and counts in its manifest.
 """
 
 from __future__ import annotations
@@ -96,3 +100,16 @@ def check_mask(mask: np.ndarray, image: np.ndarray, source: str, name: str) -> n
         raise MaskUnavailable(f"{name}: source {source} gave a {mask.dtype} mask of shape {mask.shape}, "
                               f"expected uint8 {image.shape[:2]}")
     return mask
+
+
+def mask_with_origin(source: MaskSource, image: np.ndarray, *, name: str,
+                     landmarks: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+    """(the checked mask, its origin: `<source>/<way>` for a source with `with_origin`, else the
+    source's name); MaskUnavailable passes through."""
+    with_origin = getattr(source, "with_origin", None)
+    if with_origin is None:
+        mask, origin = source(image, name=name, landmarks=landmarks), source.name
+    else:
+        mask, way = with_origin(image, name=name, landmarks=landmarks)
+        origin = f"{source.name}/{way}"
+    return check_mask(mask, image, source.name, name), origin

@@ -2,7 +2,7 @@
 
     python -m maae_tf.masks.evaluate --celebamask_hq=../shared/celebamask-hq-sample \
         [--sources=celebamask_hq,segmenter,landmarks] [--frame=aligned|native] \
-        [--landmarks=FILE] [--classes=1-15] [--repeats=3] [--out_dir=DIR] [--fetch]
+        [--scale=1] [--landmarks=FILE] [--classes=1-15] [--repeats=3] [--out_dir=DIR] [--fetch]
 
 The folder holds photos `N.jpg` and their 19-class label maps `N.png` (any size; the map is
 taken to frame the photo). Reference foreground = the map's classes `--classes` (face + hair,
@@ -16,8 +16,10 @@ the similarity CelebA's own alignment uses (`Face.to_aligned`: eyes and mouth ce
 authors' targets); the photo is area-downscaled and warped into 178×218, the label map warped
 with nearest neighbour, the 5 points mapped along. IoU counts only the aligned pixels that the
 photo covers (a CelebA-HQ photo covers about x 7-170, y 34-195 of the frame, close to the
-training crop). `--frame=native` runs the sources on the photo itself with the 5 points in photo
-pixels and compares at the photo's size.
+training crop). `--scale=0.5` makes that frame 89×109, the size of ../shared/celeba-dev's photos,
+where dlib needs the `dlib-upsampled` or `template` ways of the segmenter more often.
+`--frame=native` runs the sources on the photo itself with the 5 points in photo pixels and
+compares at the photo's size.
 
 `celebamask_hq` is run with DIR = the folder itself, on the photo (its maps frame the photo, not
 the aligned frame) and its mask warped like the reference: a self-check of lookup, class
@@ -97,7 +99,7 @@ class Sample:
     foreground `ref`, the pixels that count `valid`, and `to_frame(mask_of_photo)` bringing a
     photo-sized boolean mask into the same frame."""
 
-    def __init__(self, stem, photo, label_map, classes, points5, frame):
+    def __init__(self, stem, photo, label_map, classes, points5, frame, scale=1.0):
         import cv2
 
         from maae_tf.faces import ALIGNED_H, ALIGNED_W, celeba_face, compose, scale_of
@@ -118,8 +120,10 @@ class Sample:
         if points5 is None:
             raise MaskUnavailable(f"{self.name}: no face found to align")
         m = celeba_face(np.asarray(points5, np.float64).ravel()).to_aligned()  # photo → aligned
+        size = (max(1, round(ALIGNED_W * scale)), max(1, round(ALIGNED_H * scale)))
+        if size != (ALIGNED_W, ALIGNED_H):  # the aligned frame at another size, e.g. the dev set's half
+            m = compose(_pixel_scale(ALIGNED_W, ALIGNED_H, *size), m)
         self.m = m
-        size = (ALIGNED_W, ALIGNED_H)
         s = scale_of(m)
         src, to_aligned = photo, m
         if s < 1.0:  # area-downscale first so the warp does not alias
@@ -158,7 +162,8 @@ def run_source(source, kind: str, sample: Sample, repeats: int):
 
 
 def evaluate(folder: str, sources=DEFAULT_SOURCES, frame: str = "aligned", landmarks_file: str | None = None,
-             classes=None, repeats: int = 3, out_dir: str | None = None, fetch: bool = False, out=print):
+             classes=None, repeats: int = 3, out_dir: str | None = None, fetch: bool = False, out=print,
+             scale: float = 1.0):
     """Runs the evaluation described in the module docstring; returns {source: mean IoU}."""
     import cv2
 
@@ -168,6 +173,8 @@ def evaluate(folder: str, sources=DEFAULT_SOURCES, frame: str = "aligned", landm
     classes = tuple(classes or FACE_HAIR)
     if frame not in ("aligned", "native"):
         raise ValueError(f"--frame must be aligned or native, not {frame!r}")
+    if not 0 < scale <= 4 or (scale != 1.0 and frame != "aligned"):
+        raise ValueError(f"--scale must be in (0, 4] and needs --frame=aligned, got {scale} with {frame}")
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"{folder}: no such folder")
     pairs = find_pairs(folder)
@@ -211,7 +218,7 @@ def evaluate(folder: str, sources=DEFAULT_SOURCES, frame: str = "aligned", landm
             points5 = None if face is None else face.landmarks5
             how = "dlib" if face is not None else "dlib found no face"
         try:
-            sample = Sample(stem, photo, label_map, classes, points5, frame)
+            sample = Sample(stem, photo, label_map, classes, points5, frame, scale)
         except MaskUnavailable as e:
             out(f"{stem}.jpg  skipped: {e} ({how})")
             for s in built:
@@ -267,6 +274,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sources", default=",".join(DEFAULT_SOURCES),
                     help="comma-separated mask sources (a source's options after ':' use '+' instead of ',')")
     ap.add_argument("--frame", default="aligned", choices=("aligned", "native"))
+    ap.add_argument("--scale", type=float, default=1.0,
+                    help="the aligned frame at this fraction of 178x218 (0.5: the dev set's 89x109)")
     ap.add_argument("--landmarks", help="5-point landmarks per photo (N.jpg x1 y1 ... x5 y5); default dlib")
     ap.add_argument("--classes", default="1-15", help="foreground classes of the label maps (default face + hair)")
     ap.add_argument("--repeats", type=int, default=3, help="calls per source and photo for the timing")
@@ -279,7 +288,7 @@ def main(argv=None) -> int:
     sources = [s.strip().replace("+", ",") for s in args.sources.split(",") if s.strip()]
     try:
         _, failed = evaluate(args.celebamask_hq, sources, args.frame, args.landmarks, parse_classes(args.classes),
-                             args.repeats, args.out_dir, args.fetch)
+                             args.repeats, args.out_dir, args.fetch, scale=args.scale)
     except (FileNotFoundError, ValueError, RuntimeError) as e:  # RuntimeError: dlib missing
         print(f"error: {e}", file=sys.stderr)
         return 2

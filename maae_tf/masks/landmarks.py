@@ -22,7 +22,7 @@ import numpy as np
 
 from maae_tf.masks import SOURCES, MaskUnavailable
 from maae_tf.masks.celebamask_hq import to_mask
-from maae_tf.masks.segmenter import face_coordinates
+from maae_tf.masks.segmenter import face_coordinates, template_landmarks
 
 PRIOR = dict(face_center=0.25, face_side=1.15, face_down=1.35,
              hair_center=-0.35, hair_side=1.45, hair_down=1.65, hair_cut=0.6)
@@ -53,10 +53,10 @@ class LandmarksSource:
         if landmarks is None:
             if not self.template:
                 raise MaskUnavailable(f"{name}: mask source 'landmarks' needs the image's landmarks (none given)")
-            from maae_tf.faces import ALIGNED_H, ALIGNED_W, TEMPLATE_CELEBA5
-
-            h, w = image.shape[:2]
-            landmarks = TEMPLATE_CELEBA5 * np.array([w / ALIGNED_W, h / ALIGNED_H])
+            try:
+                landmarks = template_landmarks(image.shape)
+            except ValueError as e:
+                raise MaskUnavailable(f"{name}: {e}") from None
         pts = np.asarray(landmarks, np.float64).reshape(-1, 2)
         if pts.shape != (5, 2) or not np.all(np.isfinite(pts)):
             raise MaskUnavailable(f"{name}: landmarks must be 5 finite (x, y) points, got {np.asarray(landmarks).shape}")

@@ -15,13 +15,23 @@ thresholded (default 0.5).
 
 A person includes neck, shoulders and clothes, which a face+hair mask does not; `head_region`
 cuts the person to a head region built from the 5 CelebA landmarks (see its docstring). Where the
-landmarks come from (spec `segmenter[:region=MODE]`):
+landmarks come from (spec `segmenter[:region=MODE]`): each mode tries these ways in order and the
+first that gives 5 points wins; the way that won is the mask's origin, counted by dataset
+preparation as `segmenter/<way>` (`maae_tf.masks.mask_with_origin`):
 
-    auto       (default) the landmarks passed in; else dlib's detector on the image
-    landmarks  only the landmarks passed in (MaskUnavailable without)
-    detect     dlib's 68-point landmarks on the image (maae_tf.faces.DlibDetector; largest face)
-    template   CelebA's mean landmark positions (TEMPLATE_CELEBA5): aligned 178×218 photos only
-    none       no head region: the whole person (neck and clothes count as face)
+    auto            (default) landmarks, dlib, dlib-upsampled, template
+    landmarks       the landmarks passed in (the dataset's landmark file)
+    detect          dlib, dlib-upsampled
+    dlib            dlib's 68-point landmarks on the image (maae_tf.faces.DlibDetector; largest face)
+    dlib-upsampled  the same on the image enlarged UPSAMPLE× (bicubic), the points mapped back
+    template        CelebA's mean landmark positions (TEMPLATE_CELEBA5) scaled to the image:
+                    aligned photos only (178×218 proportions, any size)
+    none            no head region: the whole person (neck and clothes count as face); origin `person`
+
+`auto` ends in `template` on purpose: dataset preparation only sees ALIGNED photos, where the
+template is where the face is (dlib's points land ~3.4 px from it at 178×218), and at half size
+(89×109) dlib's HOG detector misses faces near its 80 px minimum window. A mode whose ways all
+fail raises MaskUnavailable naming each.
 
 Other options, comma-separated: `threshold=0.5`, `model=PATH` (a model file other than the
 cached one; its sha256 is then not checked).
@@ -48,7 +58,20 @@ MODEL_SHA256 = "9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c
 # the wheel pip picked here (cp311 manylinux_2_28_x86_64); any mediapipe 0.10.21 wheel carries the same file
 WHEEL_PLATFORM_ARGS = ("--platform", "manylinux_2_28_x86_64", "--python-version", "3.11",
                        "--only-binary=:all:", "--implementation", "cp")
-REGION_MODES = ("auto", "landmarks", "detect", "template", "none")
+# region mode -> the ways to the head region's 5 points, tried in order (module docstring)
+REGION_MODES = {
+    "auto": ("landmarks", "dlib", "dlib-upsampled", "template"),
+    "landmarks": ("landmarks",),
+    "detect": ("dlib", "dlib-upsampled"),
+    "dlib": ("dlib",),
+    "dlib-upsampled": ("dlib-upsampled",),
+    "template": ("template",),
+    "none": (),
+}
+# dlib's detector already doubles an 89×109 photo; 2× more finds 42 of the 205 dev-set faces it missed (3× finds 32)
+UPSAMPLE = 2
+MISSED = {"landmarks": "none given", "dlib": "no face", "dlib-upsampled": f"no face at {UPSAMPLE}x",
+          "template": "not an aligned photo (178x218 proportions)"}
 
 
 def cache_dir(path: str | None = None) -> str:
@@ -185,6 +208,18 @@ def face_frame(landmarks: np.ndarray):
     return eyes, down, side, scale
 
 
+def template_landmarks(shape) -> np.ndarray:
+    """CelebA's mean 5 landmarks (TEMPLATE_CELEBA5) in an [H, W] aligned photo of any size
+    (pixel centres mapped as a resize maps them); ValueError for other proportions, where the
+    template says nothing about where the face is."""
+    from maae_tf.faces import ALIGNED_H, ALIGNED_W, TEMPLATE_CELEBA5
+
+    h, w = shape[:2]
+    if abs((w / h) / (ALIGNED_W / ALIGNED_H) - 1.0) > 0.02:
+        raise ValueError(f"the image is {w}x{h}, not an aligned CelebA photo ({ALIGNED_W}x{ALIGNED_H} proportions)")
+    return (TEMPLATE_CELEBA5 + 0.5) * np.array([w / ALIGNED_W, h / ALIGNED_H]) - 0.5
+
+
 def face_coordinates(shape, landmarks: np.ndarray):
     """(a, b): every pixel of an [H, W] image in face units (`face_frame`): a along the face's
     downward axis, b along its sideways axis, both from the frame's origin, in units of its scale."""
@@ -210,56 +245,79 @@ def head_region(shape, landmarks: np.ndarray, params: dict | None = None) -> np.
 
 
 class SegmenterSource:
-    """The `segmenter` mask source (see the module docstring)."""
+    """The `segmenter` mask source (see the module docstring). `detector`: a callable RGB image →
+    list of maae_tf.faces.Face with `landmarks5` (default: a DlibDetector, made on first use)."""
 
     name = "segmenter"
 
     def __init__(self, region: str = "auto", threshold: float = 0.5, model: str | None = None,
-                 head: dict | None = None, segmenter: Segmenter | None = None):
+                 head: dict | None = None, segmenter: Segmenter | None = None, detector=None):
         if region not in REGION_MODES:
             raise ValueError(f"segmenter: region must be one of {', '.join(REGION_MODES)}, not {region!r}")
         self.region, self.threshold, self.head = region, float(threshold), head
         self.segmenter = segmenter or Segmenter(model)
-        self._detector = None
+        self._detector = detector
 
-    def _detect(self, image: np.ndarray, name: str) -> np.ndarray:
-        from maae_tf.faces import DlibDetector
+    def _detect(self, image: np.ndarray, scale: int = 1) -> np.ndarray | None:
+        """5 points of the largest face dlib finds in `image` enlarged `scale`× (in `image`'s pixels), or None."""
+        import cv2
 
         if self._detector is None:
+            from maae_tf.faces import DlibDetector
+
             self._detector = DlibDetector()
-        faces = self._detector(image[:, :, :3])
+        rgb = image[:, :, :3]
+        if scale != 1:
+            rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+        faces = self._detector(rgb)
         if not faces:
-            raise MaskUnavailable(f"{name}: segmenter found no face (dlib) to restrict the person mask to")
-        face = max(faces, key=lambda f: f.box[2] - f.box[0])
-        return np.asarray(face.landmarks5, np.float32)
-
-    def landmarks_for(self, image: np.ndarray, name: str, landmarks) -> np.ndarray | None:
-        if self.region == "none":
             return None
-        if self.region == "template":
-            from maae_tf.faces import ALIGNED_H, ALIGNED_W, TEMPLATE_CELEBA5
+        face = max(faces, key=lambda f: f.box[2] - f.box[0])
+        return ((np.asarray(face.landmarks5, np.float64) + 0.5) / scale - 0.5).astype(np.float32)
 
-            h, w = image.shape[:2]
-            return TEMPLATE_CELEBA5 * np.array([w / ALIGNED_W, h / ALIGNED_H])
-        if landmarks is not None:
-            if self.region == "detect":
-                return self._detect(image, name)
-            return np.asarray(landmarks, np.float32).reshape(5, 2)
-        if self.region == "landmarks":
-            raise MaskUnavailable(f"{name}: segmenter with region=landmarks needs landmarks (none given)")
-        return self._detect(image, name)
+    def _points(self, way: str, image: np.ndarray, landmarks) -> np.ndarray | None:
+        """5 points found `way` (one of REGION_MODES' ways), or None where that way finds none."""
+        if way == "landmarks":
+            return None if landmarks is None else np.asarray(landmarks, np.float32).reshape(5, 2)
+        if way == "dlib":
+            return self._detect(image)
+        if way == "dlib-upsampled":
+            return self._detect(image, UPSAMPLE)
+        try:  # way == "template"
+            return template_landmarks(image.shape).astype(np.float32)
+        except ValueError:
+            return None
 
-    def __call__(self, image: np.ndarray, *, name: str, landmarks: np.ndarray | None = None) -> np.ndarray:
+    def landmarks_for(self, image: np.ndarray, name: str, landmarks) -> tuple[np.ndarray | None, str]:
+        """(the head region's 5 points, the way that gave them); (None, "person") for region=none;
+        MaskUnavailable naming each way tried when none gives them."""
+        ways = REGION_MODES[self.region]
+        if not ways:
+            return None, "person"
+        for way in ways:
+            pts = self._points(way, image, landmarks)
+            if pts is not None:
+                return pts, way
+        tried = "; ".join(f"{way}: {MISSED[way]}" for way in ways)
+        raise MaskUnavailable(f"{name}: segmenter region={self.region} has no face to restrict the person mask to "
+                              f"({tried})")
+
+    def with_origin(self, image: np.ndarray, *, name: str,
+                    landmarks: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+        """(mask, the way its head region was found: `landmarks_for`)."""
+        pts, way = self.landmarks_for(image, name, landmarks)
         person = self.segmenter.probability(image) >= self.threshold
-        pts = self.landmarks_for(image, name, landmarks)
         if pts is not None:
             try:
                 person &= head_region(image.shape, pts, self.head)
             except ValueError as e:
                 raise MaskUnavailable(f"{name}: {e}") from None
         if not person.any():
-            raise MaskUnavailable(f"{name}: segmenter found no person pixels in the head region")
-        return to_mask(person)
+            raise MaskUnavailable(f"{name}: segmenter found no person pixels in the head region ({way})")
+        return to_mask(person), way
+
+    def __call__(self, image: np.ndarray, *, name: str, landmarks: np.ndarray | None = None) -> np.ndarray:
+        return self.with_origin(image, name=name, landmarks=landmarks)[0]
 
 
 def parse_options(arg: str | None) -> dict:

@@ -3,11 +3,11 @@ discriminator, and the frozen identity network F_ID."""
 
 from maae_tf.models.common import channels
 from maae_tf.models.decoder import build_decoder
-from maae_tf.models.discriminator import NEGATIVE, POSITIVE, build_discriminator
+from maae_tf.models.discriminator import ATTRIBUTE, NEGATIVE, POSITIVE, build_discriminator
 from maae_tf.models.encoder import build_encoder, encoder_geometry
 from maae_tf.models.identity import build_identity
 
 __all__ = [
     "channels", "build_encoder", "encoder_geometry", "build_decoder", "build_discriminator",
-    "build_identity", "NEGATIVE", "POSITIVE",
+    "build_identity", "ATTRIBUTE", "NEGATIVE", "POSITIVE",
 ]
