@@ -47,6 +47,8 @@ def test_classifier_learns_an_obvious_colour_and_is_deterministic(tiny_celeba):
     acc = classifier.accuracy(model, cfg, [TINY_ATTR], split="test", details=True)
     assert acc[MOUTH]["num_images"] == TINY_SPLITS[2]
     assert acc[MOUTH]["accuracy"] >= 0.9, acc  # chance: 0.5 (the test split is balanced)
+    d = acc[MOUTH]
+    assert d["balanced_accuracy"] == pytest.approx((d["accuracy_positives"] + d["accuracy_negatives"]) / 2)
     again = classifier.train_classifier(cfg, [TINY_ATTR], steps=STEPS, batch=BATCH, seed=3, width=WIDTH)
     for a, b in zip(model.get_weights(), again.get_weights()):
         np.testing.assert_array_equal(a, b)
@@ -138,12 +140,14 @@ def test_cli_end_to_end(tiny_celeba, tmp_path, private_cache):
     proc = _cli(*args, cache=private_cache)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
-    assert "trained in" in out and "on positives" in out and "on negatives" in out
+    assert "trained in" in out and "on positives" in out and "on negatives" in out and "balanced acc." in out
+    assert f"{TINY_SPLITS[0]} train / {TINY_SPLITS[1]} val / {TINY_SPLITS[2]} held-out images (official partition)" in out
     rows = [line for line in out.splitlines() if line.split(" ")[0] in attributes.CELEBA_ATTRIBUTES]
     assert [r.split(" ")[0] for r in rows] == list(attributes.CELEBA_ATTRIBUTES), out  # all it covers
     mouth = rows[attributes.index(MOUTH)]
-    assert re.fullmatch(rf"{MOUTH}(\s+\d+\.\d %){{3}}\s+{TINY_SPLITS[2]}\s+6", mouth), mouth
-    assert "mean accuracy over 40 attributes" in out and "94.5 %" in out
+    assert re.fullmatch(rf"{MOUTH}(\s+\d+\.\d %){{4}}\s+{TINY_SPLITS[2]}\s+6", mouth), mouth
+    assert re.search(r"mean over 40 attributes: balanced accuracy \d+\.\d %, accuracy \d+\.\d %", out), out
+    assert "94.5 %" in out
     report = (tmp_path / "report" / "report.md").read_text()
     assert f"| {MOUTH} |" in report and "94.5 %" in report
     cfg = tiny_config(tiny_celeba)
@@ -160,3 +164,98 @@ def test_cli_bad_input_exits_2(tmp_path, private_cache, tiny_celeba):
     proc = _cli(f"--data_dir={tiny_celeba}", "--attrs=no_such_attribute", cache=private_cache)
     assert proc.returncode == 2 and "error: unknown attribute" in proc.stderr, proc.stderr[-2000:]
     assert not private_cache.exists()
+
+
+def test_balanced_accuracy_and_thresholds():
+    truth = np.array([[1, 1], [1, 1], [1, 1], [0, 1], [0, 1], [0, 1], [0, 1], [0, 1]], bool)
+    pred = np.array([[1, 1], [0, 1], [0, 1], [0, 0], [0, 1], [0, 1], [0, 1], [1, 1]], bool)
+    # column 0: positives 1/3 right, negatives 4/5 right; column 1 has no negatives
+    ba = classifier.balanced_accuracy(pred, truth)
+    assert ba[0] == pytest.approx((1 / 3 + 4 / 5) / 2) and np.isnan(ba[1])
+    assert classifier.balanced_accuracy(np.zeros(8, bool)[:, None], truth[:, :1])[0] == 0.5  # the majority answer: chance
+    logits = np.array([[3.0, 1.0], [2.0, 1.0], [1.5, 1.0], [-1.0, 1.0], [1.0, 1.0], [0.5, 1.0], [0.2, 1.0], [-2.0, 1.0]])
+    t = classifier.choose_thresholds(logits, truth)
+    assert 1.0 <= t[0] < 1.5 and t[1] == 0.0  # every positive above, every negative below; no negatives: 0
+    assert classifier.balanced_accuracy(logits[:, :1] > t[0], truth[:, :1])[0] == 1.0
+
+
+def paper_config(data_dir, attr=TINY_ATTR, n_test=10):
+    c = tiny_config(data_dir)
+    c.attr, c.split_protocol, c.split_test_per_attribute = attr, "paper", n_test
+    return c
+
+
+@pytest.fixture(scope="module")
+def no_test_partition(tmp_path_factory):
+    """80 images, every one in the official train partition (like ../shared/celeba-dev)."""
+    return write_tiny_celeba(tmp_path_factory.mktemp("dev") / "celeba", n=80, splits=(80, 0, 0))
+
+
+def test_own_held_out_split_is_disjoint_from_the_gan_test_images(no_test_partition):
+    cfg = paper_config(no_test_partition)
+    plan = classifier.split_plan(cfg)
+    role, files = plan["role"], np.array(plan["files"])
+    gan_test = {os.path.basename(p) for p in celeba.split_files(cfg, "test")[0]}  # what the run is evaluated on
+    assert len(gan_test) == 10 and plan["excluded"] == 10
+    assert plan["test_source"] == plan["val_source"] == "own"
+    held_out, train, val = (set(files[role == r]) for r in (classifier.TEST, classifier.TRAIN, classifier.VAL))
+    assert held_out and train and val
+    assert not held_out & gan_test and not train & gan_test and not val & gan_test
+    assert not held_out & train and not held_out & val and not train & val
+    assert set(files[role == classifier.UNUSED]) == gan_test
+    assert plan["counts"] == {"train": len(train), "val": len(val), "test": len(held_out)}
+    assert len(held_out) + len(held_out & gan_test) <= round(classifier.HELD_OUT_SHARE * 80)
+    note = classifier.split_note(plan, cfg)
+    assert f"{len(train)} train / {len(val)} val / {len(held_out)} held-out images" in note
+    assert "no official test partition" in note and "the GAN's 10 test images of Mouth_Slightly_Open" in note
+    # the same seed draws the same split; the official protocol keeps every image
+    np.testing.assert_array_equal(classifier.split_plan(cfg)["role"], role)
+    official = classifier.split_plan(tiny_config(no_test_partition))
+    assert official["excluded"] == 0 and official["exclusion"] is None
+    assert (official["role"] != classifier.UNUSED).all()
+
+
+def test_gan_test_images_never_train_on_the_official_partition(tiny_celeba):
+    cfg = paper_config(tiny_celeba, n_test=8)
+    plan = classifier.split_plan(cfg)
+    gan_test = classifier.gan_test_mask(cfg, plan["files"], plan["labels"])
+    assert gan_test.sum() == 8 and plan["test_source"] == "official"
+    assert not np.isin(plan["role"][gan_test], (classifier.TRAIN, classifier.VAL)).any()
+    # the official test split stays whole: peers report on it, and it never trained the classifier
+    assert plan["counts"]["test"] == TINY_SPLITS[2]
+    assert plan["counts"]["train"] + plan["counts"]["val"] == TINY_SPLITS[0] + TINY_SPLITS[1] - (gan_test & (
+        plan["role"] != classifier.TEST)).sum()
+
+
+def test_the_exclusion_is_part_of_the_cache_key(no_test_partition):
+    dirs = {classifier.default_dir(c) for c in (
+        tiny_config(no_test_partition), paper_config(no_test_partition), paper_config(no_test_partition, n_test=12),
+        paper_config(no_test_partition, attr="blond_hair"))}
+    assert len(dirs) == 4, dirs
+    assert classifier.default_dir(paper_config(no_test_partition)).endswith("-without-Mouth_Slightly_Open-test")
+    seeded = paper_config(no_test_partition)
+    seeded.seed = 1  # another draw of the GAN's test images
+    assert classifier.default_dir(seeded) != classifier.default_dir(paper_config(no_test_partition))
+    # an explicit folder is checked against the exclusion too: another exclusion is not reused
+    a, b = paper_config(no_test_partition), paper_config(no_test_partition, n_test=12)
+    ia = classifier._identity(a, STEPS, BATCH, 0, WIDTH, classifier.split_plan(a))
+    ib = classifier._identity(b, STEPS, BATCH, 0, WIDTH, classifier.split_plan(b))
+    assert ia["excluded"] != ib["excluded"] and ia["excluded"]["images"] == 10
+
+
+def test_paper_protocol_on_a_folder_without_test_partition(no_test_partition, tmp_path):
+    cfg = paper_config(no_test_partition)
+    cfg.eval.classifier_dir = str(tmp_path / "judge")
+    kw = dict(width=WIDTH, steps=4 * STEPS)  # 40 outputs from 55 images: 30 steps leave mouth unlearnt
+    _, info = classifier.for_dataset(cfg, [TINY_ATTR], **kw)
+    plan = classifier.split_plan(cfg)
+    assert info["reused"] is False and info["split"]["test"] == "own"
+    assert info["test_details"][MOUTH]["num_images"] == plan["counts"]["test"] > 0
+    assert info["test_details"][MOUTH]["balanced_accuracy"] >= 0.9, info["test_details"][MOUTH]
+    assert "excluded from all three" in info["split_note"] and set(info["thresholds"]) == set(info["attrs"])
+    assert classifier.for_dataset(cfg, [TINY_ATTR], **kw)[1]["reused"] is True
+    other = paper_config(no_test_partition, n_test=12)  # another exclusion, the same explicit folder
+    other.eval.classifier_dir = cfg.eval.classifier_dir
+    with pytest.raises(FileNotFoundError, match="--split_protocol=paper --attr=mouth_slightly_open "
+                                                "--split_test_per_attribute=12 --split_seed=0"):
+        classifier.for_dataset(other, [TINY_ATTR], train_if_missing=False, **kw)
