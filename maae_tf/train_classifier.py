@@ -1,28 +1,29 @@
 """`python -m maae_tf.train_classifier`: the dataset's attribute classifier as its own command.
 
     python -m maae_tf.train_classifier --data_dir=data/synthetic --image_size=64 --steps=600
-    python -m maae_tf.train_classifier --workdir=runs/mouth_open        # that run's dataset and settings
+    python -m maae_tf.train_classifier --workdir=runs/mouth_open --attrs=mouth_open   # that run's judge
     python -m maae_tf.train_classifier --data_dir=runs/dev64 --image_size=64 --split_protocol=paper \
-        --attr=mouth_open --steps=3000 --batch=32                       # the judge of a paper-protocol run
+        --attr=mouth_open --attrs=mouth_open              # the judge of a paper-protocol run on the dev set
 
-Trains (or reuses, printing "reused") the one multi-label classifier of a dataset, image size and
-crop that every evaluation on that dataset uses (`maae_tf.classifier.for_dataset`, evaluation
-protocol of docs/method.md §7), then prints the line that says what it trained and was tested on
+Trains (or reuses, printing "reused") the classifier of a dataset, image size, crop and attribute
+set that evaluations use (`maae_tf.classifier.for_dataset`, evaluation protocol of docs/method.md
+§7: an evaluation asks for its run's attribute alone, so `--attrs=<that attribute>` trains the
+judge it will reuse), then prints the line that says what it trained and was tested on
 (`classifier.split_note`: the official partition, or a held-out split of its own drawn by seed where
 the folder has none, and the GAN's test images kept out under the paper protocol), the balanced
 accuracy (mean of the accuracies on positives and on negatives) and the plain accuracy of each of
-its attributes (all it covers, not only those --attrs asks for) on its REAL held-out images, with
-the accuracies on positives and negatives and the counts, the means over attributes, and the
-peers' reference for comparison; `<out>/report.md` holds the same table.
+its attributes on its REAL held-out images, with the accuracies on positives and negatives and the
+counts, the means over attributes, and the peers' reference for comparison; `<out>/report.md`
+holds the same table.
 
 Settings: from `--workdir`'s config.json (data_dir, image size, crop, seed, attr, split protocol,
 eval.classifier_steps, eval.classifier_batch) when given, else from `maae_tf.config.base_config()`;
 the flags given on the command line override either. Under `--split_protocol=paper` the run's test
 images (`--split_test_per_attribute` of `--attr`, drawn by `--split_seed`, as the run draws them)
 never train the classifier. The classifier is cached in
-`classifier.default_dir(config)`; --out (default: that folder) only chooses where report.md goes.
-`--attrs=all` (the default): the attributes the cached classifier holds or, when one is trained,
-every attribute of which the train split has both positives and negatives (all 40 on CelebA).
+`classifier.default_dir(config, attrs)`; --out (default: that folder) only chooses where report.md goes.
+`--attrs=all` (the default): every attribute of which the classifier's train split has both
+positives and negatives (all 40 on CelebA), in one network.
 A missing dataset, an unknown attribute or an empty split exits with status 2 ("error: ...").
 """
 
