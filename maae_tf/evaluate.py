@@ -76,7 +76,7 @@ from maae_tf.files import write_text_atomic
 
 EVAL_DIR = "eval"
 BATCH = 32
-VERSION = 3  # of the metrics: a metrics.json of another version is never reused (--reuse); 3: the judge's balanced accuracy
+VERSION = 3  # of the metrics (3: the judge's balanced accuracy): another version is never reused (--reuse)
 
 FLAGS = flags.FLAGS
 
