@@ -22,8 +22,11 @@ Metrics of one run (x = the first N test images in the order of the attribute fi
 --num_images or config.eval.num_images; the flipping edit is G(x, +δ0) for a negative and
 G(x, -δ0) for a positive, maae_tf.scoring):
 
-  classifier_accuracy        the dataset classifier's accuracy for the attribute on all REAL test
-                             images (maae_tf.classifier; trained once per dataset, cached)
+  classifier_balanced_accuracy  the dataset classifier's balanced accuracy (mean of the accuracies
+                             on positives and negatives) for the attribute on its REAL held-out
+                             images (maae_tf.classifier; trained once per dataset, cached; never on
+                             the run's test images); classifier_accuracy: its plain accuracy there;
+                             both again on the evaluated images (..._eval_images)
   attribute_accuracy_plus    share of test NEGATIVES judged positive after G(x, +δ0)
   attribute_accuracy_minus   share of test POSITIVES judged negative after G(x, -δ0)
   attribute_accuracy         both together (over negatives + positives)
@@ -73,7 +76,7 @@ from maae_tf.files import write_text_atomic
 
 EVAL_DIR = "eval"
 BATCH = 32
-VERSION = 2  # of the metrics: a metrics.json of another version is never reused (--reuse)
+VERSION = 3  # of the metrics (3: the judge's balanced accuracy): another version is never reused (--reuse)
 
 FLAGS = flags.FLAGS
 
@@ -133,7 +136,10 @@ def _fmt(v, digits=4) -> str:
 
 
 REPORT_ROWS = (
-    ("classifier_accuracy", "classifier accuracy on real test images"),
+    ("classifier_balanced_accuracy", "classifier balanced accuracy on its held-out real images"),
+    ("classifier_accuracy", "classifier accuracy on its held-out real images"),
+    ("classifier_balanced_accuracy_eval_images", "classifier balanced accuracy on the evaluated real images"),
+    ("classifier_accuracy_eval_images", "classifier accuracy on the evaluated real images"),
     ("attribute_accuracy_plus", "attribute accuracy, negatives + δ0 judged positive"),
     ("attribute_accuracy_minus", "attribute accuracy, positives − δ0 judged negative"),
     ("attribute_accuracy", "attribute accuracy, both edits"),
@@ -161,7 +167,8 @@ def report_markdown(m: dict) -> str:
              "| metric | value | images |", "|---|---|---|"]
     for key, title in REPORT_ROWS:
         lines.append(f"| {title} | {_fmt(m.get(key))} | {m.get(key + '_count', '')} |")
-    lines += ["", f"Identity network: {m['identity_network']}.", "",
+    lines += ["", f"Classifier: {m['classifier']['split_note']}.", "",
+              f"Identity network: {m['identity_network']}.", "",
               f"PSNR: {m['psnr_averaging']}. Background counts: {m['background_count_note']}.", "",
               f"Sweep: δ = {', '.join(f'{d:+.2f}' for d in m['sweep_deltas'])}; mean P(attribute) "
               f"{', '.join(f'{p:.2f}' for p in m['sweep_mean_probability'])} "
@@ -267,6 +274,8 @@ def evaluate(workdir: str, num_images: int | None = None, seed: int | None = Non
          "split": "test", "data_dir": str(config.data_dir), "image_size": int(config.image_size),
          "num_images": n, "num_positives": int(truth.sum()), "num_negatives": int((~truth).sum())}
 
+    m["classifier_balanced_accuracy"] = clf_details["balanced_accuracy"]
+    m["classifier_balanced_accuracy_count"] = clf_details["num_images"]
     m["classifier_accuracy"] = clf_details["accuracy"]
     m["classifier_accuracy_count"] = clf_details["num_images"]
     m["classifier_accuracy_positives"] = clf_details["accuracy_positives"]
@@ -275,8 +284,12 @@ def evaluate(workdir: str, num_images: int | None = None, seed: int | None = Non
     m["classifier_accuracy_negatives_count"] = clf_details["num_negatives"]
     m["classifier_accuracy_eval_images"] = float(np.mean(scores["real_positive"] == truth))
     m["classifier_accuracy_eval_images_count"] = n
+    balanced = classifier.balanced_accuracy(scores["real_positive"][:, None], truth[:, None])[0]
+    m["classifier_balanced_accuracy_eval_images"] = None if np.isnan(balanced) else float(balanced)
+    m["classifier_balanced_accuracy_eval_images_count"] = n
     m["classifier"] = {k: clf_info.get(k) for k in ("steps", "batch", "seed", "reused", "train_seconds", "path",
-                                                     "attrs", "mean_test_accuracy")}
+                                                     "attrs", "mean_test_accuracy", "mean_test_balanced_accuracy",
+                                                     "split_note")}
 
     m.update(scoring.summarize(scores, truth))
     m["background_count_note"] = ("background counts are (image, edit) pairs: each image with a "

@@ -1,20 +1,29 @@
 """`python -m maae_tf.train_classifier`: the dataset's attribute classifier as its own command.
 
     python -m maae_tf.train_classifier --data_dir=data/synthetic --image_size=64 --steps=600
-    python -m maae_tf.train_classifier --workdir=runs/mouth_open        # that run's dataset and settings
+    python -m maae_tf.train_classifier --workdir=runs/mouth_open --attrs=mouth_open   # that run's judge
+    python -m maae_tf.train_classifier --data_dir=runs/dev64 --image_size=64 --split_protocol=paper \
+        --attr=mouth_open --attrs=mouth_open              # the judge of a paper-protocol run on the dev set
 
-Trains (or reuses, printing "reused") the one multi-label classifier of a dataset, image size and
-crop that every evaluation on that dataset uses (`maae_tf.classifier.for_dataset`, evaluation
-protocol of docs/method.md §7), then prints the accuracy of each of its attributes (all it
-covers, not only those --attrs asks for) on the REAL test images of the official split (overall, on positives, on negatives, with the counts), the mean over
-attributes, and the peers' reference for comparison; `<out>/report.md` holds the same table.
+Trains (or reuses, printing "reused") the classifier of a dataset, image size, crop and attribute
+set that evaluations use (`maae_tf.classifier.for_dataset`, evaluation protocol of docs/method.md
+§7: an evaluation asks for its run's attribute alone, so `--attrs=<that attribute>` trains the
+judge it will reuse), then prints the line that says what it trained and was tested on
+(`classifier.split_note`: the official partition, or a held-out split of its own drawn by seed where
+the folder has none, and the GAN's test images kept out under the paper protocol), the balanced
+accuracy (mean of the accuracies on positives and on negatives) and the plain accuracy of each of
+its attributes on its REAL held-out images, with the accuracies on positives and negatives and the
+counts, the means over attributes, and the peers' reference for comparison; `<out>/report.md`
+holds the same table.
 
-Settings: from `--workdir`'s config.json (data_dir, image size, crop, seed,
+Settings: from `--workdir`'s config.json (data_dir, image size, crop, seed, attr, split protocol,
 eval.classifier_steps, eval.classifier_batch) when given, else from `maae_tf.config.base_config()`;
-the flags given on the command line override either. The classifier is cached in
-`classifier.default_dir(config)`; --out (default: that folder) only chooses where report.md goes.
-`--attrs=all` (the default): the attributes the cached classifier holds or, when one is trained,
-every attribute of which the train split has both positives and negatives (all 40 on CelebA).
+the flags given on the command line override either. Under `--split_protocol=paper` the run's test
+images (`--split_test_per_attribute` of `--attr`, drawn by `--split_seed`, as the run draws them)
+never train the classifier. The classifier is cached in
+`classifier.default_dir(config, attrs)`; --out (default: that folder) only chooses where report.md goes.
+`--attrs=all` (the default): every attribute of which the classifier's train split has both
+positives and negatives (all 40 on CelebA), in one network.
 A missing dataset, an unknown attribute or an empty split exits with status 2 ("error: ...").
 """
 
@@ -39,6 +48,11 @@ def define_flags() -> None:
     flags.DEFINE_float("width", 1.0, "Channel width factor of the classifier.")
     flags.DEFINE_string("out", None, "Folder for report.md; default: the classifier's folder.")
     flags.DEFINE_string("workdir", None, "A training run whose config.json gives the dataset and settings.")
+    flags.DEFINE_enum("split_protocol", "official", ["official", "paper"],
+                      "The GAN run's protocol: 'paper' keeps its test images of --attr out of the classifier's training.")
+    flags.DEFINE_string("attr", "mouth_open", "The GAN run's attribute (its paper-protocol test images are kept out).")
+    flags.DEFINE_integer("split_test_per_attribute", 1000, "The GAN run's test images per attribute (paper protocol).")
+    flags.DEFINE_integer("split_seed", 0, "The GAN run's seed (config.seed), which draws its paper-protocol test images.")
 
 
 def settings():
@@ -58,6 +72,10 @@ def settings():
         config.data_dir = FLAGS.data_dir
     if given("image_size"):
         config.image_size = FLAGS.image_size
+    for flag, key in (("split_protocol", "split_protocol"), ("attr", "attr"),
+                      ("split_test_per_attribute", "split_test_per_attribute"), ("split_seed", "seed")):
+        if given(flag):
+            config[key] = FLAGS[flag].value
     steps = FLAGS.steps if given("steps") else steps
     batch = FLAGS.batch if given("batch") else batch
     seed = FLAGS.seed if given("seed") else seed
@@ -76,33 +94,37 @@ def _pct(v) -> str:
 
 
 def table_rows(info: dict) -> list[tuple]:
-    """(attribute, accuracy, on positives, on negatives, test images, positives) per attribute."""
+    """(attribute, balanced accuracy, accuracy, on positives, on negatives, held-out images,
+    positives) per attribute."""
     rows = []
     for name in info["attrs"]:
         d = info["test_details"][name]
-        rows.append((name, _pct(d["accuracy"]), _pct(d["accuracy_positives"]), _pct(d["accuracy_negatives"]),
-                     str(d["num_images"]), str(d["num_positives"])))
+        rows.append((name, _pct(d["balanced_accuracy"]), _pct(d["accuracy"]), _pct(d["accuracy_positives"]),
+                     _pct(d["accuracy_negatives"]), str(d["num_images"]), str(d["num_positives"])))
     return rows
 
 
-HEADER = ("attribute", "accuracy", "on positives", "on negatives", "test images", "positives")
+HEADER = ("attribute", "balanced acc.", "accuracy", "on positives", "on negatives", "held-out images", "positives")
 
 
 def report(info: dict, config, markdown: bool) -> str:
-    """The per-attribute table, the mean and the peers' reference, as plain text or markdown."""
+    """The split line, the per-attribute table, the means and the peers' reference, as plain text
+    or markdown."""
     rows = table_rows(info)
     setting = (f"{os.path.abspath(config.data_dir)}, {info['image_size']} px, {info['steps']} steps of "
-               f"{info['batch']}, seed {info['seed']}, width {info['width']:g}")
-    mean_line = f"mean accuracy over {len(rows)} attributes: {_pct(info['mean_test_accuracy'])}"
+               f"{info['batch']}, seed {info['seed']}, width {info['width']:g}, trained in {info['train_seconds']:.0f} s")
+    mean_line = (f"mean over {len(rows)} attributes: balanced accuracy {_pct(info['mean_test_balanced_accuracy'])}, "
+                 f"accuracy {_pct(info['mean_test_accuracy'])}")
     if markdown:
-        lines = ["# Attribute classifier", "", f"Test split of {setting}; weights `{info['path']}`.", "",
+        lines = ["# Attribute classifier", "", f"Held-out images of {setting}; weights `{info['path']}`.", "",
+                 info["split_note"] + ".", "",
                  "| " + " | ".join(HEADER) + " |", "|---|" + "---:|" * (len(HEADER) - 1)]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         return "\n".join(lines + ["", f"**{mean_line}**; {PEERS_REFERENCE}.", ""])
     widths = [max(len(x) for x in col) for col in zip(HEADER, *rows)]
     fmt = lambda r: "  ".join(x.ljust(w) if i == 0 else x.rjust(w)
                               for i, (x, w) in enumerate(zip(r, widths)))
-    lines = [f"test split of {setting}", fmt(HEADER)] + [fmt(r) for r in rows]
+    lines = [info["split_note"], f"held-out images of {setting}", fmt(HEADER)] + [fmt(r) for r in rows]
     return "\n".join(lines + [mean_line, PEERS_REFERENCE])
 
 

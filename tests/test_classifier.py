@@ -47,6 +47,8 @@ def test_classifier_learns_an_obvious_colour_and_is_deterministic(tiny_celeba):
     acc = classifier.accuracy(model, cfg, [TINY_ATTR], split="test", details=True)
     assert acc[MOUTH]["num_images"] == TINY_SPLITS[2]
     assert acc[MOUTH]["accuracy"] >= 0.9, acc  # chance: 0.5 (the test split is balanced)
+    d = acc[MOUTH]
+    assert d["balanced_accuracy"] == pytest.approx((d["accuracy_positives"] + d["accuracy_negatives"]) / 2)
     again = classifier.train_classifier(cfg, [TINY_ATTR], steps=STEPS, batch=BATCH, seed=3, width=WIDTH)
     for a, b in zip(model.get_weights(), again.get_weights()):
         np.testing.assert_array_equal(a, b)
@@ -58,8 +60,13 @@ def test_default_attrs_dir_and_column(tiny_celeba, private_cache, tmp_path):
     attrs = classifier.default_attrs(cfg)
     assert MOUTH in attrs and attrs == [a for a in attributes.CELEBA_ATTRIBUTES if a in attrs]
     folder = classifier.default_dir(cfg)
-    assert os.path.dirname(folder) == str(private_cache / "classifiers")
-    assert re.fullmatch(r"celeba-[0-9a-f]{8}-32px", os.path.basename(folder)), folder
+    assert os.path.dirname(os.path.dirname(folder)) == str(private_cache / "classifiers")
+    assert re.fullmatch(r"celeba-[0-9a-f]{8}-32px/all", os.path.relpath(folder, os.path.dirname(os.path.dirname(folder))))
+    assert classifier.default_dir(cfg, ["mouth_open"]) == os.path.join(os.path.dirname(folder), MOUTH)
+    assert classifier.default_dir(cfg, ["mouth_open", "blond"]) == os.path.join(
+        os.path.dirname(folder), f"Blond_Hair+{MOUTH}")  # CelebA order, whatever the order asked
+    assert re.fullmatch(r"4-attributes-[0-9a-f]{8}", os.path.basename(
+        classifier.default_dir(cfg, ["mouth_open", "blond", "smiling", "male"])))
     assert classifier.default_dir(tiny_config(tiny_celeba, 64)) != folder
     (tmp_path / "link").symlink_to(tiny_celeba, target_is_directory=True)
     assert classifier.default_dir(tiny_config(tmp_path / "link")) == folder  # one dataset, one classifier
@@ -90,37 +97,38 @@ def test_for_dataset_trains_once_reuses_and_retrains(tmp_path):
     assert "Bald" not in classifier.default_attrs(cfg)
     kw = dict(width=WIDTH)
 
-    model, info = classifier.for_dataset(cfg, [TINY_ATTR], **kw)
-    assert info["reused"] is False and info["attrs"] == classifier.default_attrs(cfg)
-    assert len(info["attrs"]) == 39 and info["steps"] == STEPS and info["batch"] == BATCH
-    assert info["path"] == os.path.join(classifier.default_dir(cfg), classifier.WEIGHTS_FILE)
+    model, info = classifier.for_dataset(cfg, [TINY_ATTR], **kw)           # a run's judge: its attribute alone
+    assert info["reused"] is False and info["attrs"] == [MOUTH]
+    assert info["steps"] == STEPS and info["batch"] == BATCH
+    assert info["path"] == os.path.join(classifier.default_dir(cfg, [TINY_ATTR]), classifier.WEIGHTS_FILE)
     assert os.path.isfile(info["path"]) and info["train_seconds"] > 0
-    assert set(info["test_accuracy"]) == set(info["attrs"]) == set(info["test_details"])
+    assert set(info["test_accuracy"]) == set(info["attrs"]) == set(info["test_details"]) == set(info["thresholds"])
     assert info["test_details"][MOUTH]["num_images"] == TINY_SPLITS[2]
-    assert info["test_accuracy"][MOUTH] >= 0.9, info["test_accuracy"]  # the colour is obvious
+    assert info["test_details"][MOUTH]["balanced_accuracy"] >= 0.9, info["test_details"]  # the colour is obvious
     assert info["mean_test_accuracy"] == pytest.approx(np.mean(list(info["test_accuracy"].values())))
+    assert "(official partition)" in info["split_note"] and "GAN" not in info["split_note"]
     images = next(iter(celeba.images_dataset(cfg, "test", batch_size=12)))["image"]
     j = classifier.column(info, TINY_ATTR)
     logits = classifier.predict_logits(model, images)
     np.testing.assert_allclose(classifier.probabilities(model, images), 1 / (1 + np.exp(-logits)), rtol=1e-6)
     np.testing.assert_array_equal(classifier.judge(model, images, j), logits[:, j] > 0)
 
-    again, info2 = classifier.for_dataset(cfg, [TINY_ATTR], **kw)           # the same request
+    again, info2 = classifier.for_dataset(cfg, ["mouth_slightly_open"], **kw)  # the same request
     assert info2["reused"] is True and info2["attrs"] == info["attrs"]
     assert info2["test_details"] == info["test_details"]
     np.testing.assert_array_equal(classifier.predict_logits(again, images), logits)
-    assert classifier.for_dataset(cfg, ["smiling", "blond_hair"], **kw)[1]["reused"] is True  # a subset
-    assert classifier.for_dataset(cfg, **kw)[1]["reused"] is True          # what the cache holds
 
-    _, info3 = classifier.for_dataset(cfg, ["bald", TINY_ATTR], **kw)      # a superset: retrains
-    assert info3["reused"] is False and len(info3["attrs"]) == 40
-    assert info3["attrs"] == list(attributes.CELEBA_ATTRIBUTES)
-    _, info4 = classifier.for_dataset(cfg, **kw)
-    assert info4["reused"] is True and info4["attrs"] == info3["attrs"]
+    _, info3 = classifier.for_dataset(cfg, ["bald", TINY_ATTR], **kw)      # another attribute set: its own
+    assert info3["reused"] is False and info3["attrs"] == ["Bald", MOUTH]
+    assert os.path.dirname(info3["path"]) != os.path.dirname(info["path"])
+    _, info4 = classifier.for_dataset(cfg, **kw)                           # every attribute it can learn
+    assert info4["reused"] is False and info4["attrs"] == classifier.default_attrs(cfg) and len(info4["attrs"]) == 39
+    assert classifier.for_dataset(cfg, **kw)[1]["reused"] is True
+    assert classifier.for_dataset(cfg, [TINY_ATTR], **kw)[1]["reused"] is True  # each kept in its folder
 
     with pytest.raises(FileNotFoundError, match=r"(?s)no attribute classifier.*train_classifier --data_dir"):
-        classifier.for_dataset(cfg, steps=STEPS + 1, train_if_missing=False, **kw)
-    _, info5 = classifier.for_dataset(cfg, steps=STEPS + 1, **kw)         # another setting: retrains
+        classifier.for_dataset(cfg, [TINY_ATTR], steps=STEPS + 1, train_if_missing=False, **kw)
+    _, info5 = classifier.for_dataset(cfg, [TINY_ATTR], steps=STEPS + 1, **kw)  # another setting: retrains
     assert info5["reused"] is False and info5["steps"] == STEPS + 1
     with pytest.raises(FileNotFoundError, match=str(tmp_path / "elsewhere")):
         classifier.for_dataset(cfg, cache_dir=str(tmp_path / "elsewhere"), train_if_missing=False, **kw)
@@ -138,19 +146,21 @@ def test_cli_end_to_end(tiny_celeba, tmp_path, private_cache):
     proc = _cli(*args, cache=private_cache)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
-    assert "trained in" in out and "on positives" in out and "on negatives" in out
+    assert "trained in" in out and "on positives" in out and "on negatives" in out and "balanced acc." in out
+    assert f"{TINY_SPLITS[0]} train / {TINY_SPLITS[1]} val / {TINY_SPLITS[2]} held-out images (official partition)" in out
     rows = [line for line in out.splitlines() if line.split(" ")[0] in attributes.CELEBA_ATTRIBUTES]
-    assert [r.split(" ")[0] for r in rows] == list(attributes.CELEBA_ATTRIBUTES), out  # all it covers
-    mouth = rows[attributes.index(MOUTH)]
-    assert re.fullmatch(rf"{MOUTH}(\s+\d+\.\d %){{3}}\s+{TINY_SPLITS[2]}\s+6", mouth), mouth
-    assert "mean accuracy over 40 attributes" in out and "94.5 %" in out
+    assert [r.split(" ")[0] for r in rows] == ["Blond_Hair", MOUTH], out  # those asked, in CelebA order
+    mouth = rows[1]
+    assert re.fullmatch(rf"{MOUTH}(\s+\d+\.\d %){{4}}\s+{TINY_SPLITS[2]}\s+6", mouth), mouth
+    assert re.search(r"mean over 2 attributes: balanced accuracy \d+\.\d %, accuracy \d+\.\d %", out), out
+    assert "94.5 %" in out
     report = (tmp_path / "report" / "report.md").read_text()
     assert f"| {MOUTH} |" in report and "94.5 %" in report
     cfg = tiny_config(tiny_celeba)
-    assert os.path.isfile(os.path.join(classifier.default_dir(cfg), classifier.WEIGHTS_FILE))
+    assert os.path.isfile(os.path.join(classifier.default_dir(cfg, ["blond", TINY_ATTR]), classifier.WEIGHTS_FILE))
 
     # the in-process API reuses what the command trained
-    _, info = classifier.for_dataset(cfg, [TINY_ATTR], width=WIDTH)
+    _, info = classifier.for_dataset(cfg, [TINY_ATTR, "blond_hair"], width=WIDTH)
     assert info["reused"] is True
 
 
@@ -160,3 +170,99 @@ def test_cli_bad_input_exits_2(tmp_path, private_cache, tiny_celeba):
     proc = _cli(f"--data_dir={tiny_celeba}", "--attrs=no_such_attribute", cache=private_cache)
     assert proc.returncode == 2 and "error: unknown attribute" in proc.stderr, proc.stderr[-2000:]
     assert not private_cache.exists()
+
+
+def test_balanced_accuracy_and_thresholds():
+    truth = np.array([[1, 1], [1, 1], [1, 1], [0, 1], [0, 1], [0, 1], [0, 1], [0, 1]], bool)
+    pred = np.array([[1, 1], [0, 1], [0, 1], [0, 0], [0, 1], [0, 1], [0, 1], [1, 1]], bool)
+    # column 0: positives 1/3 right, negatives 4/5 right; column 1 has no negatives
+    ba = classifier.balanced_accuracy(pred, truth)
+    assert ba[0] == pytest.approx((1 / 3 + 4 / 5) / 2) and np.isnan(ba[1])
+    assert classifier.balanced_accuracy(np.zeros(8, bool)[:, None], truth[:, :1])[0] == 0.5  # the majority answer: chance
+    logits = np.array([[3.0, 1.0], [2.0, 1.0], [1.5, 1.0], [-1.0, 1.0], [1.0, 1.0], [0.5, 1.0], [0.2, 1.0], [-2.0, 1.0]])
+    t = classifier.choose_thresholds(logits, truth)
+    assert 1.0 <= t[0] < 1.5 and t[1] == 0.0  # every positive above, every negative below; no negatives: 0
+    assert classifier.balanced_accuracy(logits[:, :1] > t[0], truth[:, :1])[0] == 1.0
+
+
+def paper_config(data_dir, attr=TINY_ATTR, n_test=10):
+    c = tiny_config(data_dir)
+    c.attr, c.split_protocol, c.split_test_per_attribute = attr, "paper", n_test
+    return c
+
+
+@pytest.fixture(scope="module")
+def no_test_partition(tmp_path_factory):
+    """80 images, every one in the official train partition (like ../shared/celeba-dev)."""
+    return write_tiny_celeba(tmp_path_factory.mktemp("dev") / "celeba", n=80, splits=(80, 0, 0))
+
+
+def test_own_held_out_split_is_disjoint_from_the_gan_test_images(no_test_partition):
+    cfg = paper_config(no_test_partition)
+    plan = classifier.split_plan(cfg)
+    role, files = plan["role"], np.array(plan["files"])
+    gan_test = {os.path.basename(p) for p in celeba.split_files(cfg, "test")[0]}  # what the run is evaluated on
+    assert len(gan_test) == 10 and plan["excluded"] == 10
+    assert plan["test_source"] == "own" and plan["val_source"] == "none"
+    held_out, train = (set(files[role == r]) for r in (classifier.TEST, classifier.TRAIN))
+    assert held_out and train and not (role == classifier.VAL).any()
+    assert not held_out & gan_test and not train & gan_test and not held_out & train
+    assert set(files[role == classifier.UNUSED]) == gan_test and len(held_out | train | gan_test) == 80
+    assert plan["counts"] == {"train": len(train), "val": 0, "test": len(held_out)}
+    assert len(held_out) + len(held_out & gan_test) <= round(classifier.HELD_OUT_SHARE * 80)
+    note = classifier.split_note(plan, cfg)
+    assert f"{len(train)} train / 0 val / {len(held_out)} held-out images" in note
+    assert "no official test partition" in note and "the GAN's 10 test images of Mouth_Slightly_Open" in note
+    # the same seed draws the same split; the official protocol keeps every image
+    np.testing.assert_array_equal(classifier.split_plan(cfg)["role"], role)
+    official = classifier.split_plan(tiny_config(no_test_partition))
+    assert official["excluded"] == 0 and official["exclusion"] is None
+    assert (official["role"] != classifier.UNUSED).all()
+
+
+def test_gan_test_images_never_train_on_the_official_partition(tiny_celeba):
+    cfg = paper_config(tiny_celeba, n_test=8)
+    plan = classifier.split_plan(cfg)
+    gan_test = classifier.gan_test_mask(cfg, plan["files"], plan["labels"])
+    assert gan_test.sum() == 8 and plan["test_source"] == "official"
+    assert not np.isin(plan["role"][gan_test], (classifier.TRAIN, classifier.VAL)).any()
+    # the official test split stays whole: peers report on it, and it never trained the classifier
+    assert plan["counts"]["test"] == TINY_SPLITS[2]
+    assert plan["counts"]["train"] + plan["counts"]["val"] == TINY_SPLITS[0] + TINY_SPLITS[1] - (gan_test & (
+        plan["role"] != classifier.TEST)).sum()
+
+
+def test_the_exclusion_is_part_of_the_cache_key(no_test_partition):
+    dirs = {classifier.default_dir(c) for c in (
+        tiny_config(no_test_partition), paper_config(no_test_partition), paper_config(no_test_partition, n_test=12),
+        paper_config(no_test_partition, attr="blond_hair"))}
+    assert len(dirs) == 4, dirs
+    assert classifier.default_dir(paper_config(no_test_partition), [TINY_ATTR]).endswith(
+        f"-without-Mouth_Slightly_Open-test/{MOUTH}")
+    seeded = paper_config(no_test_partition)
+    seeded.seed = 1  # another draw of the GAN's test images
+    assert classifier.default_dir(seeded) != classifier.default_dir(paper_config(no_test_partition))
+    # an explicit folder is checked against the exclusion too: another exclusion is not reused
+    a, b = paper_config(no_test_partition), paper_config(no_test_partition, n_test=12)
+    ia = classifier._identity(a, STEPS, BATCH, 0, WIDTH, classifier.split_plan(a))
+    ib = classifier._identity(b, STEPS, BATCH, 0, WIDTH, classifier.split_plan(b))
+    assert ia["excluded"] != ib["excluded"] and ia["excluded"]["images"] == 10
+
+
+def test_paper_protocol_on_a_folder_without_test_partition(no_test_partition, tmp_path):
+    cfg = paper_config(no_test_partition)
+    cfg.eval.classifier_dir = str(tmp_path / "judge")
+    kw = dict(width=WIDTH)
+    _, info = classifier.for_dataset(cfg, [TINY_ATTR], **kw)
+    plan = classifier.split_plan(cfg)
+    assert info["reused"] is False and info["split"]["test"] == "own"
+    assert info["test_details"][MOUTH]["num_images"] == plan["counts"]["test"] > 0
+    assert info["test_details"][MOUTH]["balanced_accuracy"] >= 0.9, info["test_details"][MOUTH]
+    assert "excluded from its training and held-out images" in info["split_note"]
+    assert info["thresholds"] == {MOUTH: 0.0}  # no official val split: the balanced loss's logit 0
+    assert classifier.for_dataset(cfg, [TINY_ATTR], **kw)[1]["reused"] is True
+    other = paper_config(no_test_partition, n_test=12)  # another exclusion, the same explicit folder
+    other.eval.classifier_dir = cfg.eval.classifier_dir
+    with pytest.raises(FileNotFoundError, match="--split_protocol=paper --attr=mouth_slightly_open "
+                                                "--split_test_per_attribute=12 --split_seed=0"):
+        classifier.for_dataset(other, [TINY_ATTR], train_if_missing=False, **kw)
