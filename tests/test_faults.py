@@ -327,3 +327,48 @@ def test_a_misspelt_nested_config_key_is_named():
                                          "configs/celeba.py", "config", KeyError("alphaid"))
     assert message == ("--config.loss.alphaid: configs/quickstart.py has no key 'loss.alphaid'; "
                        "did you mean --config.loss.alpha_id?")
+
+
+def prepare_cli(data, out):
+    return run("maae_tf.data.prepare", f"--celeba_dir={data}", f"--out={out}", "--size=32", "--workers=1",
+               "--shard_size=10")
+
+
+def test_prepare_refuses_an_existing_file_as_out(tmp_path, tiny_celeba):
+    out = tmp_path / "notes.txt"
+    out.write_text("the user's file\n")
+    line = error_line(prepare_cli(tiny_celeba, out))
+    assert line == f"error: --out={out} is an existing file, not a folder: give a new or empty folder"
+    assert out.read_text() == "the user's file\n" and sorted(os.listdir(tmp_path)) == ["notes.txt"]
+
+
+def test_prepare_refuses_a_folder_of_other_files(tmp_path, tiny_celeba):
+    out = tmp_path / "photos"
+    out.mkdir()
+    (out / "holiday.jpg").write_bytes(b"\xff\xd8\xff not really")
+    (out / "sub").mkdir()
+    before = digests(out)
+    line = error_line(prepare_cli(tiny_celeba, out))
+    assert line.startswith(f"error: --out={out} is a folder of other files (holiday.jpg, sub), not a preparation")
+    assert digests(out) == before and sorted(os.listdir(out)) == ["holiday.jpg", "sub"]
+
+
+def test_a_second_prepare_into_the_same_folder_stops_at_once(tmp_path, tiny_celeba):
+    import fcntl
+
+    from maae_tf.data import prepare
+
+    out = tmp_path / "prepared"
+    prepare.prepare(str(tiny_celeba), str(out), size=32, workers=1, shard_size=10)
+    (out / "shard-00002-of-00004.tfrecord").unlink()  # a run still to do: the first prepare's work
+    before = digests(out)
+    with open(out / prepare.LOCK, "a") as held:  # the first prepare, still running, holds the lock
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        line = error_line(prepare_cli(tiny_celeba, out))
+        assert line == (f"error: another prepare is writing into {out} (it holds {out / prepare.LOCK}): wait for it "
+                        "to finish, or give another --out")
+        assert digests(out) == before  # the loser touched nothing
+    # lock released (the first prepare ended): the same command finishes the folder
+    r = prepare_cli(tiny_celeba, out)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (out / "shard-00002-of-00004.tfrecord").exists()
