@@ -372,3 +372,32 @@ def test_a_second_prepare_into_the_same_folder_stops_at_once(tmp_path, tiny_cele
     r = prepare_cli(tiny_celeba, out)
     assert r.returncode == 0, r.stderr[-3000:]
     assert (out / "shard-00002-of-00004.tfrecord").exists()
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--delta=nan", "error: --delta must be a finite number, got nan"),
+    ("--attr=mouth_open=inf", "error: --attr 'mouth_open=inf': the strength must be a finite number, got inf"),
+    ("--attr=mouth_open=abc", "error: --attr 'mouth_open=abc': 'abc' is not a number"),
+])
+def test_edit_checks_the_strength_before_the_model_loads(tmp_path, flag, message):
+    import cv2
+    import numpy as np
+
+    photo = tmp_path / "photo.jpg"
+    cv2.imwrite(str(photo), np.full((64, 64, 3), 128, np.uint8))
+    before = digests(tmp_path)
+    # no model at --model: a refusal that names the flag was made before loading it
+    line = error_line(run("maae_tf.edit", photo, f"--model={tmp_path / 'no_model'}", flag, "-o", tmp_path / "out"))
+    assert line == message
+    assert digests(tmp_path) == before and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("value", ["abc", "3,x", "nan"])
+def test_serving_client_names_a_bad_delta(tmp_path, value):
+    photo = tmp_path / "in.jpg"
+    photo.write_bytes(b"not read: the flag is refused first")
+    # no server at this address: the refusal comes before any connection
+    line = error_line(run("maae_tf.serving.client", "--server=127.0.0.1:9", "--model=m", f"--delta={value}",
+                          photo, "-o", tmp_path / "out.jpg", timeout=120))
+    assert line.startswith("error: --delta must be ") and repr(value) in line
+    assert sorted(os.listdir(tmp_path)) == ["in.jpg"]
