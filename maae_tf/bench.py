@@ -265,8 +265,7 @@ def define_flags() -> None:
 
 
 def run():
-    define_flags()
-    app.run(main)
+    config_lib.run_command(main, define_flags, config_lib.DEFAULT_CONFIG)
 
 
 if __name__ == "__main__":

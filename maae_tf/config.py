@@ -8,8 +8,12 @@ export, bench) reads it back with `load_workdir_config`, so nothing drifts from 
 
 from __future__ import annotations
 
+import difflib
+import importlib.util
 import json
 import os
+import re
+import sys
 
 import ml_collections
 
@@ -166,6 +170,88 @@ def check(c: ml_collections.ConfigDict) -> None:
         raise ValueError("eval.sweep_steps must be >= 2, eval.every >= 0 and eval.batch >= 2")
     if c.batch_size < 1 or c.width <= 0:
         raise ValueError("batch_size and width must be positive")
+    # bookkeeping: checked here, before anything is written (0 would fail mid-run: a division by
+    # checkpoint_every, TensorFlow's own name max_to_keep for keep_checkpoints)
+    if c.checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be a positive number of steps, got {c.checkpoint_every}")
+    if c.keep_checkpoints < 1:
+        raise ValueError(f"keep_checkpoints must be at least 1 (the checkpoints kept), got {c.keep_checkpoints}")
+
+
+def run_command(main, define_flags, default: str, name: str = "config") -> None:
+    """Defines a command's flags and runs `main` (absl's app.run), for a command with a `--name`
+    config file flag whose default file is `default`. A config file that does not load and a
+    `--name.KEY` that the config lacks end in one `error:` line naming the file or the key (with
+    the closest valid key) and exit 2, before the command runs, instead of ml_collections'
+    traceback; other flag errors keep absl's message."""
+    from absl import app
+
+    try:
+        define_flags()  # ml_collections parses the default file, and its --name.KEY overrides, here
+    except (AttributeError, KeyError, OSError) as e:
+        _refuse_config_flag(sys.argv, default, name, e)
+    app.run(main, flags_parser=lambda argv: _parse_flags(argv, default, name))
+
+
+def _parse_flags(argv, default: str, name: str):
+    from absl import app, flags
+
+    try:
+        rest = app.parse_flags_with_usage(argv)
+        flags.FLAGS[name].value.keys()  # a file that did not load fails at its first use: now
+    except (AttributeError, KeyError, OSError) as e:
+        _refuse_config_flag(argv, default, name, e)
+    return rest
+
+
+def _refuse_config_flag(argv, default: str, name: str, error: Exception):
+    print(f"error: {describe_config_flag_error(argv, default, name, error)}", file=sys.stderr)
+    sys.exit(2)
+
+
+def describe_config_flag_error(argv, default: str, name: str, error: Exception) -> str:
+    """One line naming what is wrong on the command line `argv`: the --`name` file (missing or
+    failing to load) or the first --`name`.KEY that its config does not have."""
+    given, overrides = None, []
+    for i, arg in enumerate(argv[1:], 1):
+        if arg in (f"-{name}", f"--{name}") and i + 1 < len(argv):
+            given = argv[i + 1]
+        elif re.match(rf"^--?{name}=", arg):
+            given = arg.split("=", 1)[1]
+        m = re.match(rf"^--?(?:no)?{name}\.([^=]+)", arg)
+        if m:
+            overrides.append(m.group(1))
+    path = given if given is not None else default
+    flag = f"--{name}={path}" if given is not None else f"--{name} (default {path})"
+    file, _, arg = path.partition(":")
+    if not os.path.isfile(file):
+        configs = sorted(f for f in os.listdir(CONFIGS_DIR) if f.endswith(".py")) if os.path.isdir(CONFIGS_DIR) else []
+        return (f"{flag}: no such config file" + (f" (the repository's configs, in {CONFIGS_DIR}: "
+                                                  f"{', '.join(configs)})" if configs else ""))
+    try:
+        spec = importlib.util.spec_from_file_location(f"_{name}_file", file)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        config = module.get_config(*([arg] if arg else []))
+    except Exception as e:  # noqa: BLE001  (any failure of the user's file is reported, in one line)
+        return f"{flag}: cannot load the config file ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+    valid = sorted(_key_paths(config))
+    for key in overrides:
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+            hint = (f"; did you mean --{name}.{close[0]}?" if close
+                    else "; the keys are listed in maae_tf/config.py (base_config)")
+            return f"--{name}.{key}: {file} has no key {key!r}{hint}"
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return f"{flag}: {first}"
+
+
+def _key_paths(config, prefix: str = ""):
+    """Every key of `config` as a dotted path (the nested ConfigDicts' keys too)."""
+    for key, value in config.items():
+        yield prefix + key
+        if isinstance(value, ml_collections.ConfigDict):
+            yield from _key_paths(value, prefix + key + ".")
 
 
 def save_workdir_config(c: ml_collections.ConfigDict, workdir: str) -> str:

@@ -157,6 +157,24 @@ def parse_sweep(text: str) -> np.ndarray:
     return values
 
 
+def check_strengths(delta, attrs) -> None:
+    """The edit strengths given on the command line, checked before the model loads: --delta a
+    finite number, each --attr NAME=DELTA with a finite number (the names need the model:
+    `resolve_deltas`). ValueError naming the flag."""
+    if delta is not None and not np.isfinite(delta):
+        raise ValueError(f"--delta must be a finite number, got {delta}")
+    for item in attrs:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--attr must be NAME=DELTA, got {item!r}")
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"--attr {item!r}: {value!r} is not a number") from None
+        if not np.isfinite(number):
+            raise ValueError(f"--attr {item!r}: the strength must be a finite number, got {value}")
+
+
 def resolve_deltas(model_attributes, delta, attrs) -> tuple[np.ndarray, list[int]]:
     """δ per model attribute ([K]) from --delta (the default of every attribute, 0 when absent)
     and --attr NAME=DELTA; also the columns named by --attr (what --sweep varies; all when none)."""
@@ -379,6 +397,11 @@ def main(argv=None, detector=None, log=print, masker=None) -> int:
     (a faces.HeadMasker) the default one (the cached segmenter, else the landmark prior)."""
     args = parse_args(argv)
     err = lambda msg: print(f"error: {msg}", file=sys.stderr)  # noqa: E731
+    try:  # the flags first: a bad strength is refused before the model loads
+        check_strengths(args.delta, args.attr)
+    except ValueError as e:
+        err(e)
+        return EXIT_BAD_INPUT
     # every output is checked against every input before the model loads and anything is written
     inputs = InputFiles(args.photos)
     clobbered = clobbered_inputs(args, inputs)

@@ -24,8 +24,8 @@ from ml_collections import config_flags
 from maae_tf import attributes
 from maae_tf import config as config_lib
 from maae_tf import distribute, precision
-from maae_tf.callbacks import (CheckpointNotSaved, Checkpointer, EditEvaluator, Profiler, TrainMonitor,
-                               global_step)
+from maae_tf.callbacks import (CheckpointNotSaved, Checkpointer, EditEvaluator, NonFiniteLoss, Profiler,
+                               TrainMonitor, global_step)
 from maae_tf.data import celeba
 from maae_tf.files import write_text_atomic
 from maae_tf.maae import (build_model, checkpoint, checkpoint_files, describe_damaged, restore_newest,
@@ -287,6 +287,13 @@ def fit(model, cfg, strategy, manager, workdir: str, out: str, profile_steps=Non
     writer.flush()
 
 
+# Exit codes: 2 = refused or stopped on a bad input, setting or file (nothing lost); 3 = training
+# diverged (a loss term not finite: the run stopped before saving that state, the last checkpoint
+# is the last good one; rerunning the same settings would diverge again).
+EXIT_BAD_INPUT = 2
+EXIT_DIVERGED = 3
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -295,9 +302,16 @@ def main(argv):
         workdir = FLAGS.workdir or os.path.join("runs", attributes.snake(cfg.attr))
         train(cfg, workdir, parse_profile_steps(FLAGS.profile_steps))
     except (FileNotFoundError, ValueError, CheckpointNotSaved) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        fail(e, EXIT_BAD_INPUT)
+    except NonFiniteLoss as e:
+        fail(e, EXIT_DIVERGED)
     logging.info("done: %s", workdir)
+
+
+def fail(error: Exception, code: int) -> None:
+    """Ends the command with one `error:` line and exit `code`, no traceback."""
+    print(f"error: {error}", file=sys.stderr)
+    sys.exit(code)
 
 
 def define_flags() -> None:
@@ -311,8 +325,7 @@ def define_flags() -> None:
 
 
 def run():
-    define_flags()
-    app.run(main)
+    config_lib.run_command(main, define_flags, config_lib.DEFAULT_CONFIG)
 
 
 if __name__ == "__main__":

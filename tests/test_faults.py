@@ -263,3 +263,141 @@ def test_a_full_disk_stops_training_with_one_line_and_keeps_the_checkpoints(tmp_
                                                  r"training stopped at step 5; .* \(newest: .*ckpt-3\)"):
         checkpointer.on_train_batch_end(0)
     assert digests(workdir) == before and not (workdir / "checkpoints" / "ckpt-5_temp").exists()
+
+
+# ------------------------------------------------------------------- tracebacks where a message belongs
+def test_a_non_finite_loss_stops_with_one_line_and_keeps_the_checkpoints(run7, tmp_path, tiny_celeba):
+    workdir = copy_run(run7, tmp_path)
+    before = digests(workdir / "checkpoints")
+    # a NaN loss at step 9 (resuming 7 -> 12, checkpoints at 10 and 12), injected into the logs the monitor reads
+    inject = ("import runpy, sys\n"
+              "from maae_tf import callbacks\n"
+              "seen = callbacks.TrainMonitor.on_train_batch_end\n"
+              "def nan_at_9(self, batch, logs=None):\n"
+              "    logs = dict(logs or {})\n"
+              "    if callbacks.global_step(self.model) == 9:\n"
+              "        logs['g_loss'] = float('nan')\n"
+              "    return seen(self, batch, logs)\n"
+              "callbacks.TrainMonitor.on_train_batch_end = nan_at_9\n"
+              "sys.argv = sys.argv[1:]\n"
+              "runpy.run_module('maae_tf.train', run_name='__main__', alter_sys=True)\n")
+    r = subprocess.run([sys.executable, "-c", inject, "maae_tf.train", f"--workdir={workdir}", *TINY,
+                        f"--config.data_dir={tiny_celeba}", "--config.train_steps=12", "--config.checkpoint_every=5"],
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 3, r.stderr[-3000:]
+    assert "Traceback" not in r.stderr, r.stderr[-3000:]
+    lines = [line for line in r.stderr.splitlines() if line.startswith("error: ")]
+    assert lines == ["error: loss term 'g_loss' is nan at step 9; training stopped without saving this state (the "
+                     "last checkpoint is the last good one). Try a lower learning_rate, or precision='float32'."]
+    assert digests(workdir / "checkpoints") == before and steps(workdir) == [5, 7]
+
+
+@pytest.mark.parametrize("key", ["checkpoint_every", "keep_checkpoints"])
+def test_a_zero_bookkeeping_setting_is_refused_naming_the_key(tmp_path, tiny_celeba, key):
+    workdir = tmp_path / "run"
+    line = error_line(train(workdir, tiny_celeba, "--config.train_steps=2", f"--config.{key}=0"))
+    assert line.startswith(f"error: {key} must be ") and line.endswith("got 0")
+    assert "max_to_keep" not in line
+    assert not workdir.exists()  # refused before anything is written: no config.json
+
+
+@pytest.mark.parametrize("module", ["maae_tf.train", "maae_tf.bench", "maae_tf.serving.bench"])
+def test_a_missing_config_file_is_named(tmp_path, module):
+    before = digests(REPO / "configs")
+    workdir = [] if module == "maae_tf.bench" else [f"--workdir={tmp_path / 'run'}"]
+    line = error_line(run(module, "--config=configs/nope.py", *workdir))
+    assert line.startswith("error: --config=configs/nope.py: no such config file")
+    assert "quickstart.py" in line  # the configs there
+    assert digests(REPO / "configs") == before and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("config", [None, "configs/quickstart.py"])
+def test_a_misspelt_config_key_is_named_with_the_closest_valid_key(tmp_path, config):
+    args = ([f"--config={config}"] if config else []) + ["--config.batchsize=4", f"--workdir={tmp_path / 'run'}"]
+    line = error_line(run("maae_tf.train", *args))
+    assert line.startswith("error: --config.batchsize: ") and "has no key 'batchsize'" in line
+    assert line.endswith("did you mean --config.batch_size?")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_misspelt_nested_config_key_is_named():
+    from maae_tf.config import describe_config_flag_error
+
+    message = describe_config_flag_error(["train", "--config", "configs/quickstart.py", "--config.loss.alphaid=2"],
+                                         "configs/celeba.py", "config", KeyError("alphaid"))
+    assert message == ("--config.loss.alphaid: configs/quickstart.py has no key 'loss.alphaid'; "
+                       "did you mean --config.loss.alpha_id?")
+
+
+def prepare_cli(data, out):
+    return run("maae_tf.data.prepare", f"--celeba_dir={data}", f"--out={out}", "--size=32", "--workers=1",
+               "--shard_size=10")
+
+
+def test_prepare_refuses_an_existing_file_as_out(tmp_path, tiny_celeba):
+    out = tmp_path / "notes.txt"
+    out.write_text("the user's file\n")
+    line = error_line(prepare_cli(tiny_celeba, out))
+    assert line == f"error: --out={out} is an existing file, not a folder: give a new or empty folder"
+    assert out.read_text() == "the user's file\n" and sorted(os.listdir(tmp_path)) == ["notes.txt"]
+
+
+def test_prepare_refuses_a_folder_of_other_files(tmp_path, tiny_celeba):
+    out = tmp_path / "photos"
+    out.mkdir()
+    (out / "holiday.jpg").write_bytes(b"\xff\xd8\xff not really")
+    (out / "sub").mkdir()
+    before = digests(out)
+    line = error_line(prepare_cli(tiny_celeba, out))
+    assert line.startswith(f"error: --out={out} is a folder of other files (holiday.jpg, sub), not a preparation")
+    assert digests(out) == before and sorted(os.listdir(out)) == ["holiday.jpg", "sub"]
+
+
+def test_a_second_prepare_into_the_same_folder_stops_at_once(tmp_path, tiny_celeba):
+    import fcntl
+
+    from maae_tf.data import prepare
+
+    out = tmp_path / "prepared"
+    prepare.prepare(str(tiny_celeba), str(out), size=32, workers=1, shard_size=10)
+    (out / "shard-00002-of-00004.tfrecord").unlink()  # a run still to do: the first prepare's work
+    before = digests(out)
+    with open(out / prepare.LOCK, "a") as held:  # the first prepare, still running, holds the lock
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        line = error_line(prepare_cli(tiny_celeba, out))
+        assert line == (f"error: another prepare is writing into {out} (it holds {out / prepare.LOCK}): wait for it "
+                        "to finish, or give another --out")
+        assert digests(out) == before  # the loser touched nothing
+    # lock released (the first prepare ended): the same command finishes the folder
+    r = prepare_cli(tiny_celeba, out)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (out / "shard-00002-of-00004.tfrecord").exists()
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--delta=nan", "error: --delta must be a finite number, got nan"),
+    ("--attr=mouth_open=inf", "error: --attr 'mouth_open=inf': the strength must be a finite number, got inf"),
+    ("--attr=mouth_open=abc", "error: --attr 'mouth_open=abc': 'abc' is not a number"),
+])
+def test_edit_checks_the_strength_before_the_model_loads(tmp_path, flag, message):
+    import cv2
+    import numpy as np
+
+    photo = tmp_path / "photo.jpg"
+    cv2.imwrite(str(photo), np.full((64, 64, 3), 128, np.uint8))
+    before = digests(tmp_path)
+    # no model at --model: a refusal that names the flag was made before loading it
+    line = error_line(run("maae_tf.edit", photo, f"--model={tmp_path / 'no_model'}", flag, "-o", tmp_path / "out"))
+    assert line == message
+    assert digests(tmp_path) == before and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("value", ["abc", "3,x", "nan"])
+def test_serving_client_names_a_bad_delta(tmp_path, value):
+    photo = tmp_path / "in.jpg"
+    photo.write_bytes(b"not read: the flag is refused first")
+    # no server at this address: the refusal comes before any connection
+    line = error_line(run("maae_tf.serving.client", "--server=127.0.0.1:9", "--model=m", f"--delta={value}",
+                          photo, "-o", tmp_path / "out.jpg", timeout=120))
+    assert line.startswith("error: --delta must be ") and repr(value) in line
+    assert sorted(os.listdir(tmp_path)) == ["in.jpg"]

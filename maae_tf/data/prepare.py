@@ -17,6 +17,10 @@ shard whose record file and sidecar both exist and agree (a damaged shard is wri
 and `manifest.json` (the sum of the sidecars) is written last, so a killed run leaves no file a
 reader would take and a rerun gives the same shards and the same manifest. A rerun with other
 settings (size, masks, shard size, crop, other input tables) into the same --out is refused.
+One prepare at a time per --out: each holds an exclusive lock on `<out>/.prepare.lock` (released
+when it ends, also when killed); a second one stops at once with exit 2. --out must be a new or
+empty folder or an earlier preparation: an existing file, or a folder of other files, is refused
+(exit 2, nothing written).
 
 Failures: an image that is missing, truncated (no JPEG end marker) or undecodable is skipped and
 listed by file name in the manifest's `failures` ({"file", "error"}); a mask the source cannot
@@ -47,6 +51,7 @@ LANDMARK_FILE = "list_landmarks_align_celeba.txt"
 JPEG_QUALITY = 95
 _TAIL = 64
 SPLIT_NAMES = {0: "train", 1: "val", 2: "test", -1: "unassigned"}
+LOCK = ".prepare.lock"  # in --out: one prepare at a time (take_lock)
 
 
 # --------------------------------------------------------------------------------------------
@@ -379,8 +384,9 @@ def prepare(celeba_dir: str, out: str, size: int = 128, masks: str = "none", wor
             shard_size: int = 1000, crop=None) -> dict:
     """Prepares `celeba_dir` into `out`; returns the manifest (also in out/manifest.json).
 
-    Raises FileNotFoundError / ValueError (nothing written) for a bad input folder, --masks spec
-    or settings that differ from an earlier run into the same `out`."""
+    Raises FileNotFoundError / ValueError (nothing written) for a bad input folder, --masks spec,
+    settings that differ from an earlier run into the same `out`, or an `out` that is a file or a
+    folder of other files; AlreadyRunning when another prepare holds `out`'s lock."""
     from maae_tf.data import celeba
 
     t0 = time.perf_counter()
@@ -403,10 +409,59 @@ def prepare(celeba_dir: str, out: str, size: int = 128, masks: str = "none", wor
             raise ValueError(f"{out!r} holds a preparation with other settings ({diff}); use another --out")
     if os.path.realpath(out) == os.path.realpath(celeba_dir):
         raise ValueError("--out must be another folder than --celeba_dir")
+    check_out(out)
     os.makedirs(out, exist_ok=True)
+    lock = take_lock(out)
+    try:
+        return _prepare_locked(celeba_dir, out, size, masks, workers, shards, fractions, params, t0)
+    finally:
+        lock.close()  # releases the lock; the empty lock file stays (removing it would race a waiting run)
+
+
+def _own_leftover(name: str) -> bool:
+    """A file of an unfinished `prepare` (its lock, a killed run's .tmp): not the user's."""
+    return name == LOCK or (name.endswith(".tmp") and (name.startswith("shard-") or name in (
+        records.MANIFEST + ".tmp", records.PARAMS + ".tmp")))
+
+
+def check_out(out: str) -> None:
+    """--out must be a new or empty folder, or one that holds a preparation (prepare.json,
+    written first): never an existing file, nor a folder of other files (ValueError naming it)."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"--out={out} is an existing file, not a folder: give a new or empty folder")
+    if os.path.isdir(out) and not os.path.isfile(os.path.join(out, records.PARAMS)):
+        others = sorted(n for n in os.listdir(out) if not _own_leftover(n))
+        if others:
+            shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+            raise ValueError(f"--out={out} is a folder of other files ({shown}), not a preparation "
+                             f"(no {records.PARAMS}): give a new or empty folder; nothing was written")
+
+
+class AlreadyRunning(RuntimeError):
+    """Another `prepare` holds the lock of the same --out."""
+
+
+def take_lock(out: str):
+    """An exclusive lock on `out`/.prepare.lock (fcntl.flock, released when the returned file is
+    closed or the process ends, also by kill -9); AlreadyRunning when another prepare holds it."""
+    import fcntl
+
+    path = os.path.join(out, LOCK)
+    f = open(path, "a")  # noqa: SIM115  (held open for the whole run)
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        raise AlreadyRunning(f"another prepare is writing into {out} (it holds {path}): wait for it to finish, "
+                             "or give another --out") from None
+    return f
+
+
+def _prepare_locked(celeba_dir, out, size, masks, workers, shards, fractions, params, t0) -> dict:
+    n = len(shards)
+    params_path = os.path.join(out, records.PARAMS)
     for name in os.listdir(out):
-        if name.endswith(".tmp") and (name.startswith("shard-") or name in (records.MANIFEST + ".tmp",
-                                                                            records.PARAMS + ".tmp")):
+        if name != LOCK and _own_leftover(name):
             # left by a killed run: never read, rewritten from scratch
             os.remove(os.path.join(out, name))
     if not os.path.isfile(params_path):
@@ -499,7 +554,7 @@ def main(argv) -> None:
         sys.exit(2)
     try:
         prepare(F.celeba_dir, F.out, F.size, F.masks, F.workers or None, F.shard_size)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, AlreadyRunning) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
 

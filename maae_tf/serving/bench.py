@@ -29,8 +29,11 @@ from ml_collections import config_flags
 FLAGS = flags.FLAGS
 
 
+DEFAULT_CONFIG = os.path.join("configs", "celeba.py")
+
+
 def define_flags() -> None:
-    config_flags.DEFINE_config_file("config", os.path.join("configs", "celeba.py"), "Network config.",
+    config_flags.DEFINE_config_file("config", DEFAULT_CONFIG, "Network config.",
                                     lock_config=False)
     flags.DEFINE_string("workdir", None, "Benchmark this trained run instead of a random network of --config.")
     flags.DEFINE_integer("size", 128, "Image size (ignored with --workdir: the run's size).")
@@ -139,8 +142,9 @@ def main(argv):
 
 
 def run():
-    define_flags()
-    app.run(main)
+    from maae_tf.config import run_command
+
+    run_command(main, define_flags, DEFAULT_CONFIG)
 
 
 if __name__ == "__main__":

@@ -266,8 +266,25 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def parse_delta(text: str):
+    """--delta: one finite number, or K comma-separated ones (a K-attribute model); ValueError
+    naming the flag."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--delta must be a number or comma-separated numbers (3, or 3,-2), got {text!r}") from None
+    if not all(np.isfinite(values)):
+        raise ValueError(f"--delta must be finite, got {text!r}")
+    return values[0] if len(values) == 1 else values
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    try:  # the flags first, before any connection
+        delta = parse_delta(args.delta)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     kw = dict(model=args.model, version=args.version, timeout=args.timeout, retries=args.retries)
     kw["label"] = args.label
     client = Client(args.server, **kw) if args.server else RestClient(args.rest, **kw)
@@ -283,8 +300,6 @@ def main(argv=None) -> int:
         if not args.output:
             print("error: -o/--output is required", file=sys.stderr)
             return 2
-        delta = [float(v) for v in args.delta.split(",")]
-        delta = delta[0] if len(delta) == 1 else delta
         failures = 0
         for path in args.images:
             out = (args.output if len(args.images) == 1 and not os.path.isdir(args.output)
