@@ -13,26 +13,14 @@ import numpy as np
 import pytest
 
 from maae_tf import attributes, metrics, scoring
-from maae_tf.config import base_config
 
-from conftest import TINY_ATTR, TINY_SPLITS  # noqa: E402  (tests/ is on sys.path under pytest)
+from conftest import TINY_ATTR, TINY_SPLITS, tiny_train_config  # noqa: E402  (tests/ is on sys.path under pytest)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def tiny_config(data_dir, image_size=32):
-    c = base_config()
-    c.attr = TINY_ATTR
-    c.data_dir = str(data_dir)
-    c.image_size = image_size
-    c.width = 0.0625
-    c.batch_size = 2
-    c.shuffle_buffer = 64
-    c.identity.source = "random"
-    c.train_steps = 2
-    c.checkpoint_every = 2
-    c.log_every = 1
-    c.image_every = 0
+    c = tiny_train_config(data_dir, image_size)
     c.eval.num_images = 10
     c.eval.classifier_steps = 30
     c.eval.classifier_batch = 8
