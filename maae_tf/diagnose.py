@@ -4,7 +4,8 @@
 
 1. **Gradient shares**: the norm of each weighted term of G's objective (α·∇L over the encoder and
    decoder weights, `MAAE.generator_terms`) on balanced pairs of test images, and the cosine of the
-   adversarial terms' gradient (GAN, and the attribute term where loss.alpha_cls > 0) with the sum
+   adversarial terms' gradient (GAN, and the attribute term and the GAN term on G(x, 0) where
+   loss.alpha_cls / loss.alpha_gan_reconstruction > 0) with the sum
    of the others: what is left of the push towards the attribute once reconstruction, cycle and
    mask have had their say.
 2. **D's heads**: sigmoid of D's NEGATIVE and POSITIVE logits on real negatives, real positives and
@@ -36,7 +37,15 @@ from maae_tf.models import NEGATIVE, POSITIVE
 FLAGS = flags.FLAGS
 WEIGHTS = {"vae": "alpha_vae", "gan": "alpha_gan", "id": "alpha_id", "cycle": "alpha_cycle",
            "mask": "alpha_mask", "cls": "alpha_cls"}
-ADVERSARIAL = ("gan", "cls")
+ADVERSARIAL = ("gan", "cls", "gan_reconstruction")
+
+
+def term_weight(loss_config, name: str) -> float:
+    """The weight of term `name` in G's objective (MAAE.generator_terms): its α, and for the GAN term
+    on G(x, 0) alpha_gan times its own factor."""
+    if name == "gan_reconstruction":
+        return float(loss_config.alpha_gan) * float(loss_config.get("alpha_gan_reconstruction", 0.0))
+    return float(loss_config.get(WEIGHTS[name], 0.0))
 
 
 def roc_auc(scores_positive, scores_negative) -> float:
@@ -52,8 +61,8 @@ def gradient_shares(model, x1, x2, m1, m2) -> dict:
     with tf.GradientTape(persistent=True) as tape:
         terms, _ = model.generator_terms(x1, x2, m1, m2)
     flat = {}
-    for name, key in WEIGHTS.items():
-        weight = float(model.cfg.loss.get(key, 0.0))
+    for name in (*WEIGHTS, "gan_reconstruction"):
+        weight = term_weight(model.cfg.loss, name)
         if name in terms and weight:
             grads = tape.gradient(terms[name], variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
             flat[name] = weight * tf.concat([tf.reshape(tf.cast(g, tf.float32), [-1]) for g in grads], 0).numpy()

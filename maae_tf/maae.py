@@ -47,7 +47,8 @@ class MAAE(keras.Model):
             identity = build_identity(config)
         self.identity = identity or None
         self.lattice = lattice.lattice_mask(encoder_geometry(), config.image_size, config.delta_mask)
-        terms = LOSS_TERMS + (("cls",) if config.loss.alpha_cls else ())
+        terms = (LOSS_TERMS + (("cls",) if config.loss.alpha_cls else ())
+                 + (("gan_reconstruction",) if config.loss.alpha_gan_reconstruction else ()))
         self.trackers = {name: keras.metrics.Mean(name=name) for name in terms}
 
     # ----- the generator -----------------------------------------------------------------------
@@ -137,10 +138,13 @@ class MAAE(keras.Model):
         mu_q, _ = self.encoder(tf.concat([q1, q2], 0), training=True)
         c1, c2 = tf.split(self.decoder(tf.concat([self.shift(mu_q[:b], -d), self.shift(mu_q[b:], d)], 0),
                                        training=True), 2)
-        # 4. D on every edit, each at the head of δ's sign
-        n_pos = len(to_positive) * b
-        logits = self.discriminator(tf.concat(to_positive + to_negative, 0), training=True)
-        logits_pos, logits_neg = logits[:n_pos], logits[n_pos:]
+        # 4. D on every edit, each at the head of δ's sign (and on the reconstructions G(x1, 0),
+        #    G(x2, 0), each at the head of its own class, when loss.alpha_gan_reconstruction > 0)
+        n_pos, n_edits = len(to_positive) * b, (len(to_positive) + len(to_negative)) * b
+        recon_gan = bool(w.alpha_gan_reconstruction)
+        logits = self.discriminator(tf.concat(to_positive + to_negative + ([r1, r2] if recon_gan else []), 0),
+                                    training=True)
+        logits_pos, logits_neg, logits_recon = logits[:n_pos], logits[n_pos:n_edits], logits[n_edits:]
         # 5. the terms
         t = {"kl": losses.kl_divergence(mu, logvar),
              "reconstruction": losses.l1(r1, x1) + losses.l1(r2, x2)}
@@ -162,6 +166,12 @@ class MAAE(keras.Model):
             # D's attribute logit must read every edit as δ's sign (docs/method.md §10)
             t["cls"] = losses.attribute_loss(logits_pos[:, ATTRIBUTE], logits_neg[:, ATTRIBUTE])
             t["g_loss"] += w.alpha_cls * t["cls"]
+        if recon_gan:
+            # G(x, 0) must pass the head of x's own class: without it the reconstruction of an open
+            # mouth reads as closed to the judge (docs/method.md §10)
+            recon_neg, recon_pos = logits_recon[:b], logits_recon[b:]
+            t["gan_reconstruction"] = losses.generator_gan_loss(recon_pos[:, POSITIVE], recon_neg[:, NEGATIVE])
+            t["g_loss"] += w.alpha_gan * w.alpha_gan_reconstruction * t["gan_reconstruction"]
         return t, (to_positive, to_negative)
 
     def discriminator_terms(self, x1, x2, to_positive, to_negative):

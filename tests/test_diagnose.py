@@ -26,13 +26,14 @@ def test_diagnose_a_run(tiny_celeba, tmp_path):
     workdir = tmp_path / "run"
     cfg = tiny_train_config(tiny_celeba)
     cfg.loss.alpha_cls = 1.0
+    cfg.loss.alpha_gan_reconstruction = 1.0
     train.train(cfg, str(workdir))
     r = subprocess.run([sys.executable, "-m", "maae_tf.diagnose", f"--workdir={workdir}", "--num_images=12"],
                        cwd=REPO, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     d = json.loads((workdir / "eval" / "diagnose.json").read_text())
     # every weighted term with a weight, the attribute term included
-    assert set(d["gradients"]["norm"]) == {"vae", "gan", "id", "cycle", "mask", "cls"}
+    assert set(d["gradients"]["norm"]) == {"vae", "gan", "id", "cycle", "mask", "cls", "gan_reconstruction"}
     assert all(v > 0 for v in d["gradients"]["norm"].values())
     assert -1.0 <= d["gradients"]["adversarial_vs_rest_cosine"] <= 1.0
     assert 0.0 <= d["heads"]["auc_real_classes"]["POSITIVE"] <= 1.0

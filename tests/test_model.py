@@ -235,6 +235,33 @@ def test_other_class_terms_add_exactly_their_loss():
     assert float(with_other) == pytest.approx(float(plain) + 0.5 * float(extra), rel=1e-5)
 
 
+def test_reconstruction_gan_term_judges_g_x_0_at_its_own_class_head():
+    """loss.alpha_gan_reconstruction: G's objective grows by alpha_gan · w · the non-saturating GAN
+    loss of the reconstructions G(x1, 0) at the NEGATIVE head and G(x2, 0) at the POSITIVE head
+    (the same sampled z as the VAE term), tracked as `gan_reconstruction`; nothing else changes."""
+    from maae_tf import losses
+
+    keras.utils.set_random_seed(0)
+    m = build_model(small_config())
+    b = pairs(b=2)
+    plain, _ = m.generator_terms(b["x1"], b["x2"], b["m1"], b["m2"])
+    assert "gan_reconstruction" not in plain
+    m.cfg.loss.alpha_gan_reconstruction = 0.5
+    terms, _ = m.generator_terms(b["x1"], b["x2"], b["m1"], b["m2"])
+    # the reconstructions as step 1-2 of generator_terms make them (same draws: same step)
+    mu, logvar = m.encoder(tf.concat([b["x1"], b["x2"]], 0), training=True)
+    eps = tf.concat([m.noise(1, tf.shape(mu[:2])), m.noise(2, tf.shape(mu[:2]))], 0)
+    r1, r2 = tf.split(m.decoder(mu + tf.exp(0.5 * logvar) * eps, training=True), 2)
+    expected = losses.generator_gan_loss(m.discriminator(r2)[:, POSITIVE], m.discriminator(r1)[:, NEGATIVE])
+    assert float(terms["gan_reconstruction"]) == pytest.approx(float(expected), rel=1e-4)
+    added = m.cfg.loss.alpha_gan * 0.5 * float(terms["gan_reconstruction"])
+    assert float(terms["g_loss"]) == pytest.approx(float(plain["g_loss"]) + added, rel=1e-5)
+    for name in ("gan", "cycle", "mask", "vae"):
+        assert float(terms[name]) == pytest.approx(float(plain[name]), rel=1e-5)
+    tracked = build_model(m.cfg).train_step(b)
+    assert np.isfinite(float(tracked["gan_reconstruction"]))
+
+
 def test_attribute_logit_learns_the_attribute_from_real_faces():
     """loss.alpha_cls: D gets a third logit, tracked as `cls`, that learns from real faces which
     class they are (here dark negatives and bright positives)."""
