@@ -103,9 +103,11 @@ class DemoApp:
         self.model, self.detector, self.masker = model, detector, masker
         self.min_face, self.quality, self.preview, self.log = min_face, quality, preview, log
         self.photos: collections.OrderedDict[str, Photo] = collections.OrderedDict()
-        self.lock = threading.Lock()          # the model and the photo store
+        # one computation at a time (dlib, the segmenter's interpreter and the model are not
+        # meant to be called from two threads at once); the photo store has its own lock
+        self.work, self.lock = threading.Lock(), threading.Lock()
         self._last = None                     # (key, result): the download after a move reuses it
-        self._examples: dict[int, bytes] = {}
+        self._examples: dict[int, tuple[bytes, str]] = {}
 
     def info(self) -> dict:
         m = self.model
@@ -121,15 +123,20 @@ class DemoApp:
         except ValueError as e:
             raise edit.BadInput(f"{e}. Upload a JPEG, PNG or WebP photo.") from None
         rgb = faces.as_rgb(photo)
+        with self.work:
+            return self._prepare(name, photo, fmt, rgb)
+
+    def _prepare(self, name, photo, fmt, rgb) -> dict:
         found = self.detector(rgb)
         if not found:
             raise edit.BadInput(edit.no_face_message(name, photo)
                                 + ". Upload a photo where a face looks at the camera.")
-        listed, aligned, heads = [], {}, {}
+        listed, aligned, heads, small = [], {}, {}, []
         for i, face in enumerate(found):
             a = edit.align_face(rgb, face, self.model.crop, with_crop=False)
             reason = None
             if a.width < self.min_face:
+                small.append(a.width)
                 reason = (f"{a.width:.0f} px wide, below the {self.min_face} px the demo edits "
                           f"(--min_face)")
             else:
@@ -141,9 +148,8 @@ class DemoApp:
             listed.append({"index": i, "box": [float(v) for v in face.box], "width": round(float(a.width), 1),
                            "ok": reason is None, "reason": reason})
         if not aligned:
-            small = [f for f in listed if "below" in (f["reason"] or "")]
             if len(small) == len(listed):
-                widest = max(f["width"] for f in listed)
+                widest = max(small)
                 raise edit.BadInput(edit.all_too_small_message(name, len(listed))
                                     + f": the widest is {widest:.0f} px, the demo edits faces from "
                                     f"{self.min_face} px. Upload a photo with a larger face.")
@@ -212,7 +218,7 @@ class DemoApp:
         delta = self.deltas(delta_text)
         key = (sid, face, delta.tobytes())
         ms = {}
-        with self.lock:
+        with self.work:
             if self._last is not None and self._last[0] == key:
                 return p, self._last[1], {"edit": 0.0, "blend": 0.0}
             a = p.aligned[face]
@@ -471,6 +477,7 @@ def main(argv=None, detector=None, masker=None, log=print, ready=None) -> int:
             finally:
                 server.shutdown()
         log(f"demo: {url_of(server)}  (open it in a browser; Ctrl-C stops the demo)")
+        sys.stdout.flush()  # the URL reaches a pipe (a script waiting for it) at once
         if ready is not None:
             threading.Thread(target=ready, args=(server,), daemon=True).start()
         try:
