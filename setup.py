@@ -11,6 +11,7 @@ setup(
     # Only the library is installed: the top-level configs/ and serving/ folders are
     # project files (config files, deployment files), never site-packages names.
     packages=find_packages(include=["maae_tf", "maae_tf.*"]),
+    package_data={"maae_tf": ["demo_page.html"]},  # the web demo's page (python -m maae_tf.demo)
     install_requires=[
         "tensorflow==2.21.*",
         "tensorboard>=2.21,<2.22",
@@ -29,7 +30,13 @@ setup(
         "faces": ["dlib-bin>=19.24", "face-recognition-models>=0.3"],
         # TensorBoard's Profile tab for `python -m maae_tf.train --profile_steps=START,END`
         "profile": ["tensorboard-plugin-profile"],
-        "dev": ["pytest>=8", "hypothesis>=6.100", "dlib-bin>=19.24", "face-recognition-models>=0.3"],
+        # python -m maae_tf.demo: the page itself is the standard library's http.server (no web
+        # framework); it finds faces as edit does, so it needs what "faces" brings.
+        "demo": ["dlib-bin>=19.24", "face-recognition-models>=0.3"],
+        # selenium drives Debian's chromium (apt: chromium chromium-driver, as .ci/run installs)
+        # in tests/test_demo.py's browser test
+        "dev": ["pytest>=8", "hypothesis>=6.100", "dlib-bin>=19.24", "face-recognition-models>=0.3",
+                "selenium>=4.20"],
     },
     entry_points={
         "console_scripts": [
@@ -44,6 +51,7 @@ setup(
             "maae-client=maae_tf.serving.client:run",
             "maae-serving-bench=maae_tf.serving.bench:run",
             "maae-edit=maae_tf.edit:run",
+            "maae-demo=maae_tf.demo:run",
         ]
     },
 )

@@ -26,6 +26,7 @@ photo (nothing is written at all) or the arguments are wrong; 1 the model or the
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -92,13 +93,14 @@ class LocalModel:
 
 
 class ServedModel:
-    """A model behind TF Serving (gRPC), through maae_tf.serving.client.Client."""
+    """A model behind TF Serving, through maae_tf.serving.client: gRPC at `server` (HOST:8500),
+    or its REST API when `rest` (`server` is then a URL, http://HOST:8501)."""
 
-    def __init__(self, server: str, name: str, timeout: float = 30.0):
-        from maae_tf.serving.client import Client
+    def __init__(self, server: str, name: str, timeout: float = 30.0, rest: bool = False):
+        from maae_tf.serving.client import Client, RestClient
 
         self.source = f"model {name!r} at {server}"
-        self.client = Client(server, name, timeout=timeout)
+        self.client = (RestClient if rest else Client)(server, name, timeout=timeout)
         meta = self.client.metadata()
         self.attributes, self.delta_max = meta["attributes"], meta["delta_max"]
         self.image_size, self.crop = meta["image_size"], meta["crop"]
@@ -266,6 +268,68 @@ def clobbered_inputs(args, inputs: InputFiles) -> list[str]:
     return messages
 
 
+# --------------------------------------------------------------------------- one face, step by step
+# edit_photo and the web demo (maae_tf.demo) share these, so that the demo's download is the
+# file this command writes for the same δ, bit for bit.
+def read_input(path: str):
+    """(photo, format) of an input photo; BadInput naming it when it does not read."""
+    try:
+        return read_photo(path)
+    except ValueError as e:
+        raise BadInput(str(e)) from None
+
+
+def no_face_message(name: str, photo: np.ndarray) -> str:
+    return f"{name}: no face found ({photo.shape[1]}x{photo.shape[0]} px)"
+
+
+def too_small_message(name: str, index: int, width: float, min_face: int) -> str:
+    return f"{name}: face {index} skipped: {width:.0f} px wide, below --min_face={min_face}"
+
+
+def all_too_small_message(name: str, count: int) -> str:
+    return f"{name}: every face found ({count}) is too small"
+
+
+@dataclasses.dataclass
+class AlignedFace:
+    """One face of a photo, aligned as the model's training crop: `width` the crop's width in
+    photo pixels (what --min_face checks), `m` the photo → crop transform, `crop` the uint8
+    [size, size, 3] crop image (about the photo's own resolution), taken from the unedited photo."""
+
+    face: faces.Face
+    width: float
+    size: int
+    m: np.ndarray
+    crop: np.ndarray | None = None
+
+
+def align_face(rgb: np.ndarray, face: faces.Face, crop_box, with_crop: bool = True) -> AlignedFace:
+    """`face` of the RGB photo aligned to CelebA's template and cut as the training crop
+    `crop_box` (the model's `crop`); `with_crop=False` leaves the crop image out (a face too small
+    to edit needs only its width)."""
+    to_aligned = face.to_aligned()
+    width = faces.face_width(to_aligned, crop_box)
+    size = faces.crop_size(to_aligned, crop_box, MIN_CROP, MAX_CROP)
+    m = faces.crop_transform(to_aligned, crop_box, size, size)
+    return AlignedFace(face, width, size, m, faces.warp_crop(rgb, m, size) if with_crop else None)
+
+
+def head_mask(masker, rgb: np.ndarray, face: faces.Face, name: str, index: int) -> faces.HeadMask:
+    """The face's head mask from `masker` (a faces.HeadMasker); BadInput when there is none."""
+    try:
+        return masker(rgb, face, name=name)
+    except ValueError as e:  # MaskUnavailable: neither the segmenter nor the prior gave a head
+        raise BadInput(f"{name}: face {index}: no head mask ({e})") from None
+
+
+def blend_edit(result: np.ndarray, aligned: AlignedFace, edited_crop: np.ndarray, head: faces.HeadMask):
+    """`result` with the change the model made to the face's crop (`edited_crop` − crop) warped
+    back and added under the head mask; returns (new photo, boolean region it may have changed)."""
+    change = edited_crop.astype(np.float32) - aligned.crop.astype(np.float32)
+    return faces.paste_change(result, change, aligned.m, faces.feather_mask(aligned.size), head)
+
+
 # ---------------------------------------------------------------------------------- the work
 def contact_sheet(crops: list[np.ndarray], values, cell: int = 160) -> np.ndarray:
     """One row of crops (uint8 RGB) resized to cell×cell, each labelled with its δ."""
@@ -298,10 +362,7 @@ def edit_photo(path: str, model, detector, args, delta, sweep, columns, log=prin
         t[stage] += (now - clock) * 1000
         clock = now
 
-    try:
-        photo, fmt = read_photo(path)
-    except ValueError as e:
-        raise BadInput(str(e)) from None
+    photo, fmt = read_input(path)
     rgb = faces.as_rgb(photo)
     out = output_path(path, fmt, args.output, len(args.photos), args.format)
     outputs = {} if outputs is None else outputs
@@ -315,7 +376,7 @@ def edit_photo(path: str, model, detector, args, delta, sweep, columns, log=prin
     found = detector(rgb)
     lap("detect")
     if not found:
-        raise BadInput(f"{path}: no face found ({photo.shape[1]}x{photo.shape[0]} px); nothing written")
+        raise BadInput(no_face_message(path, photo) + "; nothing written")
     chosen = list(range(len(found))) if args.face is None else args.face
     for i in chosen:
         if not 0 <= i < len(found):
@@ -324,27 +385,24 @@ def edit_photo(path: str, model, detector, args, delta, sweep, columns, log=prin
     sheets, sources = [], []
     for i in chosen:
         face = found[i]
-        to_aligned = face.to_aligned()
-        width = faces.face_width(to_aligned, model.crop)
-        if width < args.min_face:
+        aligned = align_face(rgb, face, model.crop, with_crop=False)
+        if aligned.width < args.min_face:
             skipped.append(i)
-            log(f"{path}: face {i} skipped: {width:.0f} px wide, below --min_face={args.min_face}")
+            log(too_small_message(path, i, aligned.width, args.min_face))
             continue
-        size = faces.crop_size(to_aligned, model.crop, MIN_CROP, MAX_CROP)
-        m = faces.crop_transform(to_aligned, model.crop, size, size)
-        crop = faces.warp_crop(rgb, m, size)
+        aligned = align_face(rgb, face, model.crop)
+        crop = aligned.crop
         lap("align")
         if delta is not None:
             try:
-                head = masker(rgb, face, name=path)
-            except ValueError as e:  # MaskUnavailable: neither the segmenter nor the prior gave a head
-                raise BadInput(f"{path}: face {i}: no head mask ({e}); nothing written") from None
+                head = head_mask(masker, rgb, face, path, i)
+            except BadInput as e:
+                raise BadInput(f"{e}; nothing written") from None
             sources.append(head.source)
             lap("mask")
             new = model.edit(crop[None], delta[None])[0]
             lap("edit")
-            change = new.astype(np.float32) - crop.astype(np.float32)
-            result, r = faces.paste_change(result, change, m, faces.feather_mask(size), head)
+            result, r = blend_edit(result, aligned, new, head)
             region |= r
             lap("blend")
         if sweep is not None:
@@ -355,7 +413,7 @@ def edit_photo(path: str, model, detector, args, delta, sweep, columns, log=prin
             sheets.append((i, contact_sheet(list(crops), sweep)))
         edited.append(i)
     if not edited:
-        raise BadInput(f"{path}: every face found ({len(chosen)}) is too small; nothing written")
+        raise BadInput(all_too_small_message(path, len(chosen)) + "; nothing written")
     changed_outside = int((np.any((result != photo).reshape(*photo.shape[:2], -1), axis=-1) & ~region).sum())
     lap("check")
     files = ([(out, result, args.quality)] if delta is not None else []) + [

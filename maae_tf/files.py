@@ -54,13 +54,28 @@ def read_photo(path: str):
     [H, W, 4] RGBA when the file has transparency (a palette with a transparent colour, LA and
     RGBA become RGBA; CMYK and YCbCr become RGB). `format` is PIL's name ("JPEG", "PNG", "WEBP",
     ...). A missing, corrupt or truncated file, or a 16-bit/float image, is a ValueError naming it."""
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: no such file")
+    return _open_photo(path, path)
+
+
+def decode_photo(data: bytes, name: str):
+    """`read_photo` of a file's bytes (an upload): the same array and format, the same errors,
+    named by `name`."""
+    import io
+
+    if not data:
+        raise ValueError(f"{name}: not a readable image (the file is empty)")
+    return _open_photo(io.BytesIO(data), name)
+
+
+def _open_photo(source, path: str):
+    """read_photo's body: `source` a path or a file object, `path` the name errors give."""
     import numpy as np
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    if not os.path.isfile(path):
-        raise ValueError(f"{path}: no such file")
     try:
-        with Image.open(path) as im:
+        with Image.open(source) as im:
             fmt = im.format or ""
             im.load()
             im = ImageOps.exif_transpose(im)
