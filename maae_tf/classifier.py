@@ -4,10 +4,11 @@ Its own network and weights (never the GAN's discriminator, nor any network a re
 with): a small multi-label CNN, 5 x (conv 3x3 stride 2 + batch norm + LeakyReLU), global average
 pooling, a dense layer with one logit per attribute. Trained on its own train split (same crop
 and size as the M-AAE runs it judges, random horizontal flips and shifts of up to SHIFT_PX pixels:
-`augment`) with a class-balanced loss and a cosine learning-rate decay; where the folder has an official val split, each attribute's decision
-threshold is then chosen there to maximise the balanced accuracy and folded into the logits'
-bias, so it judges whether G(x, ±δ0) carries an attribute by probability > 0.5. It reports its
-balanced and plain accuracy per attribute on its REAL held-out images.
+`augment`) with a class-balanced loss and a cosine learning-rate decay; where the folder has an
+official val split, each attribute's decision threshold is then chosen there to maximise the
+balanced accuracy and folded into the logits' bias, so it judges whether G(x, ±δ0) carries an
+attribute by probability > 0.5. It reports its balanced and plain accuracy per attribute on its
+REAL held-out images.
 
 Splits (`split_plan`): the official partition (list_eval_partition.txt) where it has a test
 split, so that the figure compares with peers' (94.5 % mean accuracy over CelebA's 40
@@ -220,9 +221,9 @@ def _source(config, plan: dict, role: int, shuffle_seed: int | None = None) -> t
 def train_dataset(config, attrs, batch: int, seed: int = 0, plan: dict | None = None) -> tf.data.Dataset:
     """Endless shuffled batches (images [b, S, S, 3], labels [b, len(attrs)] 0/1) of the
     classifier's train split (`split_plan`), flipped and shifted by `augment` (stateless, keyed by
-    the example index). Shifts of up to 2 px lift Blond_Hair from 0.86 to 0.92-0.94 balanced accuracy on
-    the dev set's held-out images and keep Mouth_Slightly_Open at 0.89; 3 px cost the mouth 0.03, and
-    a colour jitter cost it 0.05-0.08 (docs/method.md §7): no colour changes."""
+    the example index). Shifts of up to 2 px lift Blond_Hair from 0.86 to 0.92-0.94 balanced
+    accuracy on the dev set's held-out images and keep Mouth_Slightly_Open at 0.89; 3 px cost the
+    mouth 0.03, and a colour jitter cost it 0.05-0.08 (docs/method.md §7): no colour changes."""
     _, cols = _columns(attrs)
     plan = split_plan(config, seed) if plan is None else plan
     count = plan["counts"]["train"]
