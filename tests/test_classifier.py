@@ -185,6 +185,23 @@ def test_balanced_accuracy_and_thresholds():
     assert classifier.balanced_accuracy(logits[:, :1] > t[0], truth[:, :1])[0] == 1.0
 
 
+def test_augment_flips_and_shifts_by_seed_and_index():
+    """Training images move by at most SHIFT_PX pixels (mirrored at the border) and flip; the same
+    (seed, index) gives the same image, so training stays deterministic."""
+    image = np.random.default_rng(0).uniform(-1, 1, (16, 16, 3)).astype(np.float32)
+    k = classifier.SHIFT_PX
+    out = [classifier.augment(image, seed, i).numpy() for seed, i in ((0, 1), (0, 1), (0, 2), (1, 1))]
+    assert out[0].shape == image.shape
+    np.testing.assert_array_equal(out[0], out[1])
+    moved = [o for o in out if not np.array_equal(o, image)]
+    assert moved  # some draw shifted or flipped it
+    padded = np.pad(image, ((k, k), (k, k), (0, 0)), mode="symmetric")
+    for o in out:  # each is a window of the mirrored-border image, or of its mirror
+        windows = [src[dy:dy + 16, dx:dx + 16] for src in (padded, padded[:, ::-1])
+                   for dy in range(2 * k + 1) for dx in range(2 * k + 1)]
+        assert any(np.array_equal(o, w) for w in windows)
+
+
 def paper_config(data_dir, attr=TINY_ATTR, n_test=10):
     c = tiny_config(data_dir)
     c.attr, c.split_protocol, c.split_test_per_attribute = attr, "paper", n_test
