@@ -14,7 +14,7 @@ For the config at the given size, batch and width it prints
   steps), pairs/s, achieved GFLOP/s and its share of the matching matmul peak;
 - the tf.data pipeline's pairs/s on the config's dataset (`maae_tf.data.celeba.pairs_dataset`,
   decoding, cropping, masks), when the dataset exists;
-- when ../shared/bench/torch_reference.py and a Python with torch are found (--torch_python,
+- when the PyTorch reference step (`REFERENCE`) and a Python with torch are found (--torch_python,
   default /tmp/torchvenv/bin/python), the PyTorch reference step at the same size, batch and width,
   run in the same command, and the ratio of pairs/s.
 

@@ -30,7 +30,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.attr = "mouth_open"  # one network per attribute (paper §4.1); snake_case alias or CelebA name
     c.seed = 0
 
-    # --- data (DESIGN.md §6) ---
+    # --- data (docs/method.md §6) ---
     c.data_dir = ""  # root of a CelebA release layout (img_align_celeba/, list_attr_celeba.txt, ...)
     c.image_size = 128  # S: any multiple of 32
     # Crop of the aligned 178x218 image, relative to its height (top, height) and width (left,
@@ -51,7 +51,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.synthetic.num = 0
     c.synthetic.seed = 0
 
-    # --- networks (DESIGN.md §2, paper Table 1) ---
+    # --- networks (docs/method.md §2, paper Table 1) ---
     c.width = 1.0  # channel widths scale by this factor (tests run at 0.0625-0.25)
     c.latent_channels = 512  # C before the width factor
     c.norm = "none"  # "none" (paper) | "instance"
@@ -64,16 +64,16 @@ def base_config() -> ml_collections.ConfigDict:
     c.identity.source = "imagenet"
     c.identity.weights_path = ""
 
-    # --- partial dilated layer and δ (DESIGN.md §3, §4) ---
+    # --- partial dilated layer and δ (docs/method.md §3, §4) ---
     c.delta_mask = "lattice"  # "lattice" (paper) | "entire" (ablation: δ on the whole map)
     c.delta_max = 5.0  # δ₀
     c.cycle_strength = "random"  # "random": cycle uses δ ~ U(0, δ₀]; "fixed": reuses the ±δ₀ edits
     # which edits D judges (docs/method.md §4): "all" = G(x, +δ0) at the POSITIVE head and G(x, -δ0)
     # at the NEGATIVE head for negatives AND positives; "flipping" = only G(x1, +δ0) and G(x2, -δ0)
-    # (what we first built: it lets the generator invert the attribute whatever δ is)
+    # (it lets the generator invert the attribute whatever δ is)
     c.adversarial_edits = "all"
 
-    # --- losses (paper Eqs. 1-6, DESIGN.md §5) ---
+    # --- losses (paper Eqs. 1-6, docs/method.md §5) ---
     c.loss = ml_collections.ConfigDict()
     c.loss.alpha_vae = 0.1
     c.loss.alpha_gan = 10.0
@@ -110,7 +110,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.checkpoint_every = 1000
     c.keep_checkpoints = 3
 
-    # --- evaluation (DESIGN.md §7) ---
+    # --- evaluation (docs/method.md §7) ---
     c.eval = ml_collections.ConfigDict()
     c.eval.num_images = 500
     c.eval.classifier_steps = 1500
@@ -258,33 +258,45 @@ def _key_paths(config, prefix: str = ""):
 
 
 def save_workdir_config(c: ml_collections.ConfigDict, workdir: str) -> str:
-    """Writes `workdir/config.json` atomically; returns its path."""
+    """Writes `workdir/config.json` atomically, stamped with CONFIG_VERSION; returns its path."""
     from maae_tf.files import write_text_atomic
 
     path = os.path.join(workdir, "config.json")
-    write_text_atomic(path, c.to_json(indent=2, sort_keys=True))
+    saved = {VERSION_KEY: CONFIG_VERSION, **c.to_dict()}
+    write_text_atomic(path, json.dumps(saved, indent=2, sort_keys=True))
     return path
 
 
 def load_workdir_config(workdir: str) -> ml_collections.ConfigDict:
-    """The config a run was trained with (`workdir/config.json`)."""
+    """The config a run was trained with (`workdir/config.json`), upgraded to CONFIG_VERSION.
+
+    Saved values go over today's defaults, so a setting the saved file lacks reads as its default;
+    UPGRADES first bring a file of an older version to what that run did."""
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} not found: is {workdir!r} a maae_tf training workdir?")
     with open(path, encoding="utf-8") as f:
         saved = json.load(f)
-    # Saved values over today's defaults: a run saved before a setting existed reads it as what
-    # that run did, which is the default except for the keys of BEFORE_KEY_EXISTED.
+    version = saved.pop(VERSION_KEY, 1)
+    if version > CONFIG_VERSION:
+        raise ValueError(f"{path}: config version {version} is newer than this code's ({CONFIG_VERSION})")
+    for v in range(version, CONFIG_VERSION):
+        UPGRADES[v](saved)
     config = base_config()
-    for key, value in BEFORE_KEY_EXISTED.items():
-        if key not in saved:
-            config[key] = value
     _merge(config, saved)
     return config
 
 
-# Settings whose default changed when the key was added: what a run saved without the key did.
-BEFORE_KEY_EXISTED = {"adversarial_edits": "flipping"}
+def _upgrade_1_to_2(saved: dict) -> None:
+    # Version 1 files may lack adversarial_edits: such a run judged only the flipping edits.
+    saved.setdefault("adversarial_edits", "flipping")
+
+
+# The layout of a saved config.json: VERSION_KEY holds it (a file without the key is version 1),
+# and UPGRADES[v] turns a version-v file into a version-(v + 1) one, in place.
+VERSION_KEY = "config_version"
+CONFIG_VERSION = 2
+UPGRADES = {1: _upgrade_1_to_2}
 
 
 def _merge(config: ml_collections.ConfigDict, values: dict) -> None:

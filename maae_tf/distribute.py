@@ -7,7 +7,7 @@
                     parallelism on one host); trains with Keras fit()
     "multi_worker"  tf.distribute.MultiWorkerMirroredStrategy across hosts, configured by the
                     TF_CONFIG environment variable of each process; trains with `custom_loop`
-                    (Keras 3's fit() fails under it, ../shared/STACK-NOTES.md)
+                    (Keras 3's fit() fails under it, docs/stack.md)
     "tpu"           tf.distribute.TPUStrategy on the TPU the environment provides
 
 `config.batch_size` is the GLOBAL batch (pairs per step over all replicas); each replica gets

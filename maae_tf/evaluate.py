@@ -1,4 +1,4 @@
-"""Evaluates trained M-AAE runs on the TEST split of their dataset (DESIGN.md §7).
+"""Evaluates trained M-AAE runs on the TEST split of their dataset (docs/method.md §7).
 
     python -m maae_tf.evaluate --workdir=runs/mouth_open [--num_images=500] [--seed=0]
     python -m maae_tf.evaluate --workdirs=runs/full,runs/entire,runs/no_id,runs/no_mask [--out=DIR]

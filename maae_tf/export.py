@@ -5,7 +5,7 @@
 
 Each run is rebuilt from its saved `config.json` and restored from its latest checkpoint, in
 float32 whatever precision it trained in (the variables of a mixed-precision run are float32
-already; the graph is rebuilt under the float32 policy, ../shared/STACK-NOTES.md). Several runs
+already; the graph is rebuilt under the float32 policy, docs/stack.md). Several runs
 compose sequentially, G_K(… G_2(G_1(x, δ_1), δ_2) …, δ_K): the paper's multi-attribute protocol
 (§4.4, Table 2). The model is written to `OUT/.tmp-<version>-<pid>/` and renamed to
 `OUT/<version>/` only when complete, so a server polling OUT (TF Serving ignores names that are not

@@ -17,7 +17,7 @@ gradients, so it cannot have learnt to satisfy it):
   labelled fallback where dlib is not installed. It is the network of the training loss, so it is
   not independent, and its `name` says which weights it has (random weights are not a recogniser).
 
-Scale of the dlib figures (measured on the 32 photos of ../shared/celeba-sample): dlib's raw
+Scale of the dlib figures (measured on a 32-photo CelebA sample): dlib's raw
 descriptors have norm ≈ 1.5 and share a large common component, so different people are far from
 orthogonal: their cosine is 0.84 on average (max 0.92) whether computed by dlib's standard
 detector pipeline on the full 178×218 photos or by this module on 128 px crops; dlib's own
@@ -55,7 +55,7 @@ RECOGNITION_MODEL = "dlib_face_recognition_resnet_model_v1.dat"
 DLIB_SIDE = 256
 # Where dlib's 5-point shape predictor is fitted, as (left, top, right, bottom) fractions of the
 # CelebA training crop. It is the mean box of dlib's own HOG face detector on the 32 photos of
-# ../shared/celeba-sample cropped and enlarged to 256 px (found on 30 of 32; box std 0.013-0.033):
+# the 32-photo CelebA sample cropped and enlarged to 256 px (found on 30 of 32; box std 0.013-0.033):
 # the predictor was trained on that detector's boxes. On 128 px crops the landmarks it gives are
 # 0.15 px (mean; max 0.34) from those fitted on each crop's own detection, and the embeddings have
 # cosine 0.998 with dlib's standard pipeline on the full photos. A box the size of the whole crop

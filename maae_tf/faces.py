@@ -40,7 +40,7 @@ CELEBA_ALIGN_TARGETS = np.array([[69.745, 111.0],     # left eye (image left), c
 # their typical (mean) positions as quoted, in integers, in a comment of the CelebA(-HQ)
 # alignment scripts of ALAE (S. Pidhorskyi, 2019-2020; github.com/podgorskiy/ALAE):
 #     "69 111 108 111 88 136 72 152 105 152"
-# (not recomputed here: ../shared/celeba-sample has no landmark file). They agree with the
+# (not recomputed here: the 32-photo CelebA sample has no landmark file). They agree with the
 # alignment targets above to 1.3 px (eyes) and 0.6 px (mouth centre). Used to check detections;
 # the alignment itself uses CELEBA_ALIGN_TARGETS.
 TEMPLATE_CELEBA5 = np.array([[69.0, 111.0], [108.0, 111.0], [88.0, 136.0], [72.0, 152.0], [105.0, 152.0]])
@@ -49,7 +49,7 @@ TEMPLATE_CELEBA5 = np.array([[69.0, 111.0], [108.0, 111.0], [88.0, 136.0], [72.0
 # - 68-point model (default): eye centres (mean of each eye's 6 contour points) and mouth
 #   corners (points 48, 54) are CelebA's own points, so a face is aligned exactly as CelebA was:
 #   eyes + mouth centre → CELEBA_ALIGN_TARGETS. On the 30 of 32 photos of
-#   ../shared/celeba-sample where dlib finds a face, the detected 5 points land 3.4 px (mean) from
+#   the 32-photo CelebA sample where dlib finds a face, the detected 5 points land 3.4 px (mean) from
 #   TEMPLATE_CELEBA5 and the crop this picks is 2.7 px (mean over the crop's corners, aligned
 #   pixels) from CelebA's own crop (`python -m maae_tf.faces --measure FOLDER` prints these).
 # - 5-point model (`points=5`, a 9 MB model instead of 99 MB): 2 corners per eye and the nose BASE

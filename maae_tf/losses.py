@@ -1,4 +1,4 @@
-"""The five loss terms of M-AAE (paper Eqs. 1-6, DESIGN.md §5).
+"""The five loss terms of M-AAE (paper Eqs. 1-6, docs/method.md §5).
 
 Every norm is a per-element mean. Under tf.distribute each replica's hand-written mean must be
 divided by the replica count before gradients are summed across replicas (keras losses do this

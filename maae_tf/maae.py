@@ -9,7 +9,7 @@ attribute; δ > 0 adds it, δ < 0 removes it, δ = 0 reconstructs.
 
     α1·L_VAE + α2·L_GAN + α3·L_ID + α4·L_Cycle + α5·L_Mask,
 
-then the attribute-aware discriminator (DESIGN.md §4, docs/method.md §4) on real negatives x1 /
+then the attribute-aware discriminator (docs/method.md §4) on real negatives x1 /
 positives x2 against the edits, each judged at the head of δ's sign: G(x1, +δ0), G(x2, +δ0) at
 POSITIVE and G(x2, -δ0), G(x1, -δ0) at NEGATIVE (adversarial_edits="all"; "flipping" judges only
 the two edits that flip the label). Each batch is a dict of balanced pairs
@@ -90,7 +90,7 @@ class MAAE(keras.Model):
         super().compile(optimizer=None, **kwargs)
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
-        # Built eagerly: lazily built optimizers fail under MirroredStrategy (STACK-NOTES).
+        # Built eagerly: lazily built optimizers fail under MirroredStrategy (docs/stack.md).
         self.g_optimizer.build(self.generator_variables)
         self.d_optimizer.build(self.discriminator.trainable_variables)
         self.built = True

@@ -1,4 +1,4 @@
-"""Image metrics of the evaluation protocol (DESIGN.md §7), per image, in NumPy.
+"""Image metrics of the evaluation protocol (docs/method.md §7), per image, in NumPy.
 
 Conventions shared by every function here:
 

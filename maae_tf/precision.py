@@ -12,7 +12,7 @@
     "float32"          everything in float32 (default)
     "mixed_float16"    float16 compute, float32 variables; both optimizers wrapped in
                        keras.optimizers.LossScaleOptimizer (maae.make_optimizers). For GPUs: on a
-                       CPU float16 is emulated and ~6x slower than float32 (STACK-NOTES), so it
+                       CPU float16 is emulated and ~6x slower than float32 (docs/stack.md), so it
                        is allowed there but logged as a warning.
     "mixed_bfloat16"   bfloat16 compute, float32 variables: ~1.6x faster training step on CPUs
                        with AVX512-BF16/AMX (`python -m maae_tf.bench`), and on Ampere+ GPUs and

@@ -1,4 +1,4 @@
-"""Per-image scores of one run's edits on a batch of test images (DESIGN.md §7), shared by the
+"""Per-image scores of one run's edits on a batch of test images (docs/method.md §7), shared by the
 evaluation command (`maae_tf.evaluate`) and the in-training evaluation (`callbacks.EditEvaluator`),
 so both measure the same thing.
 

@@ -51,14 +51,22 @@ def test_workdir_config_round_trip_and_old_runs_get_defaults(tmp_path):
     save_workdir_config(c, str(tmp_path))
     assert load_workdir_config(str(tmp_path)).to_dict() == c.to_dict()
     saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["config_version"] == 2
     del saved["lr_schedule"]  # a run saved before this setting existed
+    del saved["adversarial_edits"]
     (tmp_path / "config.json").write_text(json.dumps(saved))
     loaded = load_workdir_config(str(tmp_path))
     assert loaded.lr_schedule == "constant" and loaded.width == 0.5
-    assert loaded.adversarial_edits == "all"  # saved with the key: what was saved
-    del saved["adversarial_edits"]  # a run from before the four judged edits judged two
+    assert loaded.adversarial_edits == "all"  # a version-2 file: a missing key reads as its default
+    del saved["config_version"]  # version 1: a run from before the four judged edits judged two
     (tmp_path / "config.json").write_text(json.dumps(saved))
     assert load_workdir_config(str(tmp_path)).adversarial_edits == "flipping"
+    saved["adversarial_edits"] = "all"
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    assert load_workdir_config(str(tmp_path)).adversarial_edits == "all"  # saved with the key
+    (tmp_path / "config.json").write_text(json.dumps({**saved, "config_version": 99}))
+    with pytest.raises(ValueError, match="newer"):
+        load_workdir_config(str(tmp_path))
     with pytest.raises(FileNotFoundError, match="config.json"):
         load_workdir_config(str(tmp_path / "nothing"))
 

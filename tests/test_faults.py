@@ -1,4 +1,4 @@
-"""Faults and careless inputs (issue 13), each injected here: a deleted checkpoint state file, a
+"""Faults and careless inputs, each injected here: a deleted checkpoint state file, a
 truncated checkpoint, a user-named empty data folder, a damaged TFRecord shard, a truncated JPEG,
 a resume with other settings, a train_steps that is not a multiple of checkpoint_every. Each test
 checks the exit code, the one line that names the file or flag, and that nothing the user had

@@ -69,7 +69,7 @@ def test_lattice_is_derived_from_the_encoder():
     m = MAAE(small_config(image_size=128, width=0.0625))
     expected = lattice.lattice_mask(encoder_geometry(), 128)
     np.testing.assert_array_equal(m.lattice, expected)
-    assert int(m.lattice.sum()) == 121  # 11 x 11 of 32 x 32 (DESIGN.md §3)
+    assert int(m.lattice.sum()) == 121  # 11 x 11 of 32 x 32 (docs/method.md §3)
     assert m.lattice.shape[:2] == tuple(m.encoder.output[0].shape[1:3])
 
 

@@ -1,6 +1,6 @@
 """Reader for the CelebA release layout (real CelebA and the project's synthetic set).
 
-Layout under `data_dir` (DESIGN.md §6)::
+Layout under `data_dir` (docs/method.md §6)::
 
     img_align_celeba/000001.jpg      aligned 178x218 JPEGs
     list_attr_celeba.txt             line 1: a count (may differ from the rows, e.g. a sample),

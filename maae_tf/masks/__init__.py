@@ -1,4 +1,4 @@
-"""Background masks for the mask loss (paper Eq. 1, DESIGN.md §6), one source per run.
+"""Background masks for the mask loss (paper Eq. 1, docs/method.md §6), one source per run.
 
 A mask source turns one ALIGNED CelebA photo (178×218 RGB uint8, uncropped: the crop happens
 later, with the image) into a uint8 mask of the same height and width, 255 = background,

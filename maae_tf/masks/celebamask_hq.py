@@ -4,7 +4,7 @@ Two layouts are read, looked up by the image's file stem (`12.jpg` → `12`):
 
 - combined label maps `DIR/<stem>.png`: one uint8 [H, W] map of class ids (0 background, 1 skin,
   2 nose, 3 eyeglasses, 4/5 eyes, 6/7 brows, 8/9 ears, 10 mouth, 11/12 lips, 13 hair, 14 hat,
-  15 earring, 16 necklace, 17 neck, 18 cloth), as in ../shared/celebamask-hq-sample;
+  15 earring, 16 necklace, 17 neck, 18 cloth), as in the CelebAMask-HQ release;
 - the release's per-part masks `CelebAMask-HQ-mask-anno/<i // 2000>/<i:05d>_<part>.png` (512²,
   white = the part) for an integer stem i, DIR being the release root or the
   `CelebAMask-HQ-mask-anno` folder itself.

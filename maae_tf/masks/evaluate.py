@@ -1,6 +1,6 @@
 """Face + hair IoU of each mask source against hand-made CelebAMask-HQ label maps.
 
-    python -m maae_tf.masks.evaluate --celebamask_hq=../shared/celebamask-hq-sample \
+    python -m maae_tf.masks.evaluate --celebamask_hq=DIR \
         [--sources=celebamask_hq,segmenter,landmarks] [--frame=aligned|native] \
         [--scale=1] [--landmarks=FILE] [--classes=1-15] [--repeats=3] [--out_dir=DIR] [--fetch]
 
@@ -16,7 +16,7 @@ the similarity CelebA's own alignment uses (`Face.to_aligned`: eyes and mouth ce
 authors' targets); the photo is area-downscaled and warped into 178×218, the label map warped
 with nearest neighbour, the 5 points mapped along. IoU counts only the aligned pixels that the
 photo covers (a CelebA-HQ photo covers about x 7-170, y 34-195 of the frame, close to the
-training crop). `--scale=0.5` makes that frame 89×109, the size of ../shared/celeba-dev's photos,
+training crop). `--scale=0.5` makes that frame 89×109, the size of CelebA's photos at half size,
 where dlib needs the `dlib-upsampled` or `template` ways of the segmenter more often.
 `--frame=native` runs the sources on the photo itself with the 5 points in photo pixels and
 compares at the photo's size.

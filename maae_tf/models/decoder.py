@@ -1,4 +1,4 @@
-"""Decoder De (paper Table 1, DESIGN.md §2).
+"""Decoder De (paper Table 1, docs/method.md §2).
 
     3 residual blocks (512, 1x1) -> up x2 to 256 (3x3) -> up x2 to 128 (3x3) -> conv 64 7x7
     -> conv 3 7x7 + tanh (kept float32 under mixed precision).

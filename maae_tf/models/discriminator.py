@@ -1,8 +1,8 @@
-"""Attribute-aware discriminator D (paper Table 1, DESIGN.md §4).
+"""Attribute-aware discriminator D (paper Table 1, docs/method.md §4).
 
     5 x (conv 3x3/2 + LeakyReLU) with 64, 128, 256, 512, 1024 channels, then a 2x2 conv to logits.
 
-Two logits instead of the paper's one (our decision, DESIGN.md §4): index NEGATIVE = "real image
+Two logits instead of the paper's one (our decision, docs/method.md §4): index NEGATIVE = "real image
 that lacks the attribute", index POSITIVE = "real image that has it". G(x1, +δ) must pass the
 POSITIVE head and G(x2, -δ) the NEGATIVE head, which is what tells +δ its direction. At S = 64
 the 2x2 conv yields one score; at larger S a patch map, averaged here (at

@@ -1,4 +1,4 @@
-"""Encoder En with its VAE head (paper Table 1, DESIGN.md §2).
+"""Encoder En with its VAE head (paper Table 1, docs/method.md §2).
 
     conv 64 7x7/1 -> conv 128 3x3/2 -> conv 256 3x3/2 -> 3 residual blocks (512, 1x1) -> 1x1 head
     giving mu and log sigma^2 of the latent z (S/4 x S/4 x C). Training samples

@@ -2,7 +2,7 @@
 conv1_1 ... conv4_1 with the three max pools, named as Keras' VGG16 names them
 (block1_conv1, block1_conv2, block1_pool, ..., block3_pool, block4_conv1).
 
-Weight sources (config.identity.source), DESIGN.md §2:
+Weight sources (config.identity.source), docs/method.md §2:
   "h5"       a Keras/h5 weight file the user gives (config.identity.weights_path), e.g. VGG-Face
              converted to Keras, or one written by `python -m maae_tf.train_identity`. Expected: one group per conv layer named as above, each holding a
              4-D kernel [3, 3, in, out] and a 1-D bias (Keras' own VGG16 files and files saved by

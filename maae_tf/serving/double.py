@@ -1,7 +1,7 @@
 """ModelServerDouble: a TEST DOUBLE for `tensorflow_model_server`, in process, on 127.0.0.1.
 
 The real TF Serving binary is not on PyPI nor in Debian and cannot run on the machines this
-project is tested on (../shared/STACK-NOTES.md), so tests and `maae_tf.serving.bench` talk to
+project is tested on (docs/stack.md), so tests and `maae_tf.serving.bench` talk to
 this stand-in instead. It is not a server to deploy: deploy `tensorflow/serving` (serving/README.md).
 
 It does what tensorflow_model_server does on the paths the client uses, the same way:
