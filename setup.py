@@ -11,7 +11,7 @@ setup(
     # Only the library is installed: the top-level configs/ and serving/ folders are
     # project files (config files, deployment files), never site-packages names.
     packages=find_packages(include=["maae_tf", "maae_tf.*"]),
-    package_data={"maae_tf": ["demo_page.html"]},  # the web demo's page (python -m maae_tf.demo)
+    package_data={"maae_tf.photos": ["demo_page.html"]},  # the web demo's page (python -m maae_tf.demo)
     install_requires=[
         "tensorflow==2.21.*",
         "tensorboard>=2.21,<2.22",
@@ -25,7 +25,7 @@ setup(
         "matplotlib>=3.8,<4",  # eval/curve.png, the in-training evaluation against steps and wall time
     ],
     extras_require={
-        # maae_tf.edit's face detection: dlib's HOG detector (binary wheel) and its 68- and
+        # maae_tf.photos.edit's face detection: dlib's HOG detector (binary wheel) and its 68- and
         # 5-point landmark models (shipped in face-recognition-models, ~100 MB sdist).
         "faces": ["dlib-bin>=19.24", "face-recognition-models>=0.3"],
         # TensorBoard's Profile tab for `python -m maae_tf.train --profile_steps=START,END`

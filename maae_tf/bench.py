@@ -38,8 +38,8 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from maae_tf import config as config_lib
-from maae_tf import precision as precision_lib
-from maae_tf.maae import build_model
+from maae_tf.model import precision as precision_lib
+from maae_tf.model.maae import build_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCE = os.path.join(os.path.dirname(REPO), "shared", "bench", "torch_reference.py")
@@ -251,7 +251,7 @@ def main(argv):
 
 
 def define_flags() -> None:
-    """Flags defined when the command runs, not at import (see maae_tf.train.define_flags)."""
+    """Flags defined when the command runs, not at import (see maae_tf.training.loop.define_flags)."""
     flags.DEFINE_integer("size", None, "Image size S (default: the config's).")
     flags.DEFINE_integer("batch", None, "Pairs per step (default: the config's).")
     flags.DEFINE_float("width", None, "Channel width factor (default: the config's).")

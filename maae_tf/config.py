@@ -98,9 +98,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.beta_1 = 0.5
     c.beta_2 = 0.999
     c.train_steps = 200_000
-    c.precision = "float32"  # "auto" | "float32" | "mixed_float16" | "mixed_bfloat16" (maae_tf/precision.py)
+    c.precision = "float32"  # "auto" | "float32" | "mixed_float16" | "mixed_bfloat16" (maae_tf/model/precision.py)
 
-    # --- scale (maae_tf/distribute.py) ---
+    # --- scale (maae_tf/training/distribute.py) ---
     c.strategy = "auto"  # "auto" | "one_device" | "mirrored" | "multi_worker" | "tpu"; batch_size is global
     c.jit_compile = False  # XLA-compile the training step (one device only)
 
@@ -115,7 +115,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval.num_images = 500
     c.eval.classifier_steps = 1500
     c.eval.classifier_batch = 32
-    c.eval.classifier_dir = ""  # "" = the dataset's cached classifier (maae_tf.classifier.default_dir)
+    c.eval.classifier_dir = ""  # "" = the dataset's cached classifier (maae_tf.evaluation.classifier.default_dir)
     # the face-recognition network of the identity metric: "auto" (dlib's ResNet when installed,
     # else the run's own F_ID, labelled) | "dlib" | "fid"
     c.eval.identity_network = "auto"
@@ -127,58 +127,6 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval.every = 0
     c.eval.batch = 32
     return c
-
-
-def check(c: ml_collections.ConfigDict) -> None:
-    """Raises ValueError naming the first setting that cannot work."""
-    from maae_tf import attributes
-
-    attributes.resolve(c.attr)
-    if c.image_size % 32 or c.image_size < 32:
-        raise ValueError(f"image_size must be a positive multiple of 32, got {c.image_size}")
-    if c.split_protocol not in ("official", "paper"):
-        raise ValueError(f"split_protocol must be 'official' or 'paper', got {c.split_protocol!r}")
-    if c.split_test_per_attribute < 2:
-        raise ValueError(f"split_test_per_attribute must be at least 2, got {c.split_test_per_attribute}")
-    if c.delta_mask not in ("lattice", "entire"):
-        raise ValueError(f"delta_mask must be 'lattice' or 'entire', got {c.delta_mask!r}")
-    if c.adversarial_edits not in ("all", "flipping"):
-        raise ValueError(f"adversarial_edits must be 'all' or 'flipping', got {c.adversarial_edits!r}")
-    if c.cycle_strength not in ("random", "fixed"):
-        raise ValueError(f"cycle_strength must be 'random' or 'fixed', got {c.cycle_strength!r}")
-    if c.norm not in ("none", "instance"):
-        raise ValueError(f"norm must be 'none' or 'instance', got {c.norm!r}")
-    if c.lr_schedule not in ("constant", "cosine"):
-        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {c.lr_schedule!r}")
-    if c.init not in ("normal", "glorot"):
-        raise ValueError(f"init must be 'normal' or 'glorot', got {c.init!r}")
-    if c.upsample not in ("transpose", "resize"):
-        raise ValueError(f"upsample must be 'transpose' or 'resize', got {c.upsample!r}")
-    if c.identity.source not in ("imagenet", "h5", "random", "none"):
-        raise ValueError(f"identity.source must be 'imagenet', 'h5', 'random' or 'none', got {c.identity.source!r}")
-    if c.identity.source == "none" and c.loss.alpha_id:
-        raise ValueError(f"identity.source='none' trains without the identity loss: set loss.alpha_id=0 "
-                         f"(got {c.loss.alpha_id})")
-    from maae_tf import precision
-
-    if c.precision not in precision.SUPPORTED:
-        precision.apply(c.precision)  # raises, naming the supported values
-    from maae_tf import distribute
-
-    if c.strategy not in distribute.STRATEGIES:
-        distribute.resolve(c.strategy)  # raises, naming the supported values
-    if c.eval.identity_network not in ("auto", "dlib", "fid"):
-        raise ValueError(f"eval.identity_network must be 'auto', 'dlib' or 'fid', got {c.eval.identity_network!r}")
-    if c.eval.sweep_steps < 2 or c.eval.every < 0 or c.eval.batch < 2:
-        raise ValueError("eval.sweep_steps must be >= 2, eval.every >= 0 and eval.batch >= 2")
-    if c.batch_size < 1 or c.width <= 0:
-        raise ValueError("batch_size and width must be positive")
-    # bookkeeping: checked here, before anything is written (0 would fail mid-run: a division by
-    # checkpoint_every, TensorFlow's own name max_to_keep for keep_checkpoints)
-    if c.checkpoint_every < 1:
-        raise ValueError(f"checkpoint_every must be a positive number of steps, got {c.checkpoint_every}")
-    if c.keep_checkpoints < 1:
-        raise ValueError(f"keep_checkpoints must be at least 1 (the checkpoints kept), got {c.keep_checkpoints}")
 
 
 def run_command(main, define_flags, default: str, name: str = "config") -> None:

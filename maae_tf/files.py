@@ -44,7 +44,7 @@ def write_image(path: str, image_rgb) -> None:
     write_bytes_atomic(path, data.tobytes())
 
 
-# ------------------------------------------------------------------------ photos (maae_tf.edit)
+# ------------------------------------------------------------------------ photos (maae_tf.photos.edit)
 PHOTO_SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
 
 

@@ -6,7 +6,7 @@
         --attr=mouth_open --attrs=mouth_open              # the judge of a paper-protocol run on the dev set
 
 Trains (or reuses, printing "reused") the classifier of a dataset, image size, crop and attribute
-set that evaluations use (`maae_tf.classifier.for_dataset`, evaluation protocol of docs/method.md
+set that evaluations use (`maae_tf.evaluation.classifier.for_dataset`, evaluation protocol of docs/method.md
 §7: an evaluation asks for its run's attribute alone, so `--attrs=<that attribute>` trains the
 judge it will reuse), then prints the line that says what it trained and was tested on
 (`classifier.split_note`: the official partition, or a held-out split of its own drawn by seed where
@@ -131,7 +131,7 @@ def report(info: dict, config, markdown: bool) -> str:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from maae_tf import classifier
+    from maae_tf.evaluation import classifier
     from maae_tf.files import write_text_atomic
 
     try:

@@ -94,9 +94,9 @@ def build_recogniser(size: int, width: float, classes: int):
     """(recogniser with a softmax head, the VGG16-11 feature extractor inside it)."""
     import keras
 
-    from maae_tf.models.identity import _build
+    from maae_tf.model.networks.identity import build_features
 
-    features = _build(size, width)
+    features = build_features(size, width)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(features.output)
     # The features see caffe-preprocessed pixels (0-255 scale) through 8 ReLU convolutions without
     # normalisation, so their scale is arbitrary: normalising them in the head (not part of F_ID)
@@ -111,7 +111,7 @@ def save_h5(features, path: str) -> None:
     written atomically."""
     import h5py
 
-    from maae_tf.models.identity import CONV_LAYERS
+    from maae_tf.model.networks.identity import CONV_LAYERS
 
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}"

@@ -90,13 +90,13 @@ def tiny_celeba(tmp_path_factory) -> Path:
 
 # ------------------------------------------------------------------------------- trained-run stand-ins
 def write_run(workdir, attr: str, seed: int = 0, image_size: int = 32, step: int = 3, **overrides):
-    """A workdir as `maae_tf.train` leaves it (config.json + checkpoints/ckpt-<step>) holding a tiny
+    """A workdir as `maae_tf.training.loop` leaves it (config.json + checkpoints/ckpt-<step>) holding a tiny
     untrained MAAE (Glorot init, so edits visibly change the output). Returns (workdir, model)."""
     import keras
     import tensorflow as tf
 
     from maae_tf.config import base_config, save_workdir_config
-    from maae_tf.maae import build_model, checkpoint
+    from maae_tf.model.maae import build_model, checkpoint
 
     c = base_config()
     c.attr, c.seed, c.image_size, c.width, c.init = attr, seed, image_size, 0.0625, "glorot"
@@ -116,7 +116,7 @@ def write_run(workdir, attr: str, seed: int = 0, image_size: int = 32, step: int
 def exported(tmp_path_factory):
     """Two tiny runs (mouth_open, blond_hair) and their exports: `single` (mouth_open alone) and
     `pair` (mouth_open then blond_hair). Values: paths and the in-memory models."""
-    from maae_tf import export
+    from maae_tf.serving import export
 
     root = tmp_path_factory.mktemp("exported")
     run_a, model_a = write_run(root / "run_mouth", "mouth_open", seed=1)

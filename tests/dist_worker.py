@@ -40,8 +40,8 @@ def batches() -> tf.data.Dataset:
 
 
 def main(kind: str, out: str, init: str | None) -> None:
-    from maae_tf import distribute
-    from maae_tf.maae import build_model
+    from maae_tf.training import distribute
+    from maae_tf.model.maae import build_model
 
     if kind == "mirrored":
         cpu = tf.config.list_physical_devices("CPU")[0]

@@ -14,7 +14,7 @@ import pytest
 
 from maae_tf import bench
 from maae_tf.config import base_config
-from maae_tf.maae import MAAE
+from maae_tf.model.maae import MAAE
 
 REPO = Path(__file__).resolve().parents[1]
 YARDSTICK = REPO.parent / "shared" / "bench" / "flops.py"

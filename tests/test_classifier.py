@@ -1,4 +1,4 @@
-"""Tests of maae_tf.classifier (the dataset's attribute classifier) and the maae_tf.train_classifier
+"""Tests of maae_tf.evaluation.classifier (the dataset's attribute classifier) and the maae_tf.train_classifier
 command line (CPU, tiny: 32 px, narrow, 30 steps)."""
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ import sys
 import numpy as np
 import pytest
 
-from maae_tf import attributes, classifier
+from maae_tf import attributes
+
+from maae_tf.evaluation import classifier
 from maae_tf.config import base_config
 from maae_tf.data import celeba
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from maae_tf import attributes
-from maae_tf.config import base_config, check, load_workdir_config, save_workdir_config
+from maae_tf.config import base_config, load_workdir_config, save_workdir_config
+from maae_tf.training.settings import check
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""`maae_tf.demo`, the web page: its app (upload, edit, download = edit's file), its HTTP errors,
+"""`maae_tf.photos.demo`, the web page: its app (upload, edit, download = edit's file), its HTTP errors,
 its command line, and the page itself in a real headless Chromium (Debian's `chromium` and
 `chromium-driver`, driven by Selenium; skipped with the reason where either is missing).
 
@@ -27,7 +27,12 @@ import pytest
 from PIL import Image
 from test_edit import make_photo
 
-from maae_tf import demo, edit, faces
+from maae_tf.photos import demo
+
+from maae_tf.photos import edit
+
+from maae_tf.data import faces
+from maae_tf.photos import heads
 from maae_tf.files import read_photo
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -75,7 +80,7 @@ def photos(tmp_path_factory):
 def edit_output(photo_path, model, delta, out, detector, *extra):
     """What `python -m maae_tf.edit` writes for this photo and δ (same detector, the prior's head mask)."""
     code = edit.main([str(photo_path), f"--model={model}", f"--delta={delta}", "-o", str(out), *extra],
-                     detector=detector, masker=faces.HeadMasker(), log=lambda *a: None)
+                     detector=detector, masker=heads.HeadMasker(), log=lambda *a: None)
     assert code == 0
     return out.read_bytes()
 
@@ -83,7 +88,7 @@ def edit_output(photo_path, model, delta, out, detector, *extra):
 @pytest.fixture(scope="module")
 def app(exported, photos):
     model = edit.LocalModel(str(exported["single"]))
-    return demo.DemoApp(model, photos["detector"], faces.HeadMasker(), log=lambda *a: None)
+    return demo.DemoApp(model, photos["detector"], heads.HeadMasker(), log=lambda *a: None)
 
 
 # ------------------------------------------------------------------------------------ the app
@@ -156,7 +161,7 @@ def served(exported, photos):
 
     thread = threading.Thread(target=demo.main, kwargs=dict(
         argv=[f"--model={exported['single']}", "--port=0"], detector=photos["detector"],
-        masker=faces.HeadMasker(), log=lambda *a: None, ready=on_ready), daemon=True)
+        masker=heads.HeadMasker(), log=lambda *a: None, ready=on_ready), daemon=True)
     thread.start()
     assert ready.wait(120), "the demo did not start"
     yield demo.url_of(box["server"])
@@ -323,7 +328,7 @@ def test_tf_serving_rest_backend_gives_the_same_file(exported, photos, tmp_path)
     with ModelServerDouble({"mouth_open": str(exported["single"].parent)}, rest=True) as server:
         for model in (edit.ServedModel(server.rest_address, "mouth_open", rest=True),
                       edit.ServedModel(server.grpc_address, "mouth_open")):
-            app = demo.DemoApp(model, photos["detector"], faces.HeadMasker(), log=lambda *a: None)
+            app = demo.DemoApp(model, photos["detector"], heads.HeadMasker(), log=lambda *a: None)
             p = app.load((root / "face.png").read_bytes(), "face.png")
             data, _ = app.download(p["sid"], 0, "-2")
             assert data == edit_output(root / "face.png", exported["single"], -2, tmp_path / "local.png",

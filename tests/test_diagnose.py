@@ -1,4 +1,4 @@
-"""maae_tf.diagnose: gradient shares of G's terms, D's heads, where the edit acts."""
+"""maae_tf.evaluation.diagnose: gradient shares of G's terms, D's heads, where the edit acts."""
 
 import json
 import subprocess
@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import tiny_train_config
-from maae_tf import diagnose, train
+from maae_tf.evaluation import diagnose
+from maae_tf.training import loop as train
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from maae_tf import distribute
+from maae_tf.training import distribute
 
 REPO = Path(__file__).resolve().parents[1]
 WORKER = str(REPO / "tests" / "dist_worker.py")
@@ -143,7 +143,7 @@ def test_strategy_names_and_tf_config(monkeypatch):
 
 def test_batch_must_split_over_replicas(tmp_path, tiny_celeba):
     from maae_tf.config import base_config
-    from maae_tf.train import train
+    from maae_tf.training.loop import train
 
     c = base_config()
     c.data_dir, c.batch_size, c.image_size, c.width = str(tiny_celeba), 3, 32, 0.0625

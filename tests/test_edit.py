@@ -1,4 +1,4 @@
-"""`maae_tf.faces` (alignment math, warp-back and blend) and the `maae_tf.edit` command.
+"""`maae_tf.data.faces` (alignment math, warp-back and blend) and the `maae_tf.photos.edit` command.
 
 The math and the command run without a face detector: a synthetic CelebA-layout face (with its
 5 drawn landmarks) is placed in a bigger "photo" by a known similarity transform, and a stand-in
@@ -19,7 +19,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from maae_tf import edit, faces
+from maae_tf.photos import edit
+
+from maae_tf.data import faces
+from maae_tf.photos import heads
 from maae_tf.data import synthetic
 from maae_tf.files import read_photo
 
@@ -235,7 +238,7 @@ def run_edit(argv, detector, capsys, masker="prior"):
     """edit.main's exit code, stdout and stderr; the blend's head mask is the landmark prior
     (deterministic, no segmentation model needed) unless `masker` is given (None: edit's default)."""
     if masker == "prior":
-        masker = faces.HeadMasker()
+        masker = heads.HeadMasker()
     code = edit.main([str(a) for a in argv], detector=detector, masker=masker)
     out = capsys.readouterr()
     return code, out.out, out.err
@@ -563,10 +566,10 @@ def green_screen_scene(tmp_path):
 
 
 def test_edit_blends_under_the_head_mask_and_keeps_the_background(exported, tmp_path, capsys):
-    from maae_tf.masks.segmenter import SegmenterSource, face_frame
+    from maae_tf.data.masks.segmenter import SegmenterSource, face_frame
 
     photo, face, person = green_screen_scene(tmp_path)
-    masker = faces.HeadMasker(SegmenterSource("landmarks", segmenter=GreenScreen()))
+    masker = heads.HeadMasker(SegmenterSource("landmarks", segmenter=GreenScreen()))
     code, out, err = run_edit([tmp_path / "green.png", f"--model={exported['single']}", "--delta=4",
                                "-o", tmp_path / "out"], FixedDetector([face]), capsys, masker=masker)
     assert code == 0, err
@@ -576,9 +579,9 @@ def test_edit_blends_under_the_head_mask_and_keeps_the_background(exported, tmp_
     changed = np.any(result != photo, axis=-1)
     assert changed.sum() > 1000
     # every changed pixel lies within the head's grown + feathered reach, the rest is bit-identical
-    scale = face_frame(faces.face_landmarks5(face))[3]
+    scale = face_frame(heads.face_landmarks5(face))[3]
     distance = cv2.distanceTransform((~person).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    reach = distance < (faces.HEAD_GROW + faces.HEAD_FEATHER) * scale
+    reach = distance < (heads.HEAD_GROW + heads.HEAD_FEATHER) * scale
     assert not changed[~reach].any()
     np.testing.assert_array_equal(result[~reach], photo[~reach])
     # the backdrop inside the crop square, which the crop-wide blend changed, is untouched now
@@ -591,23 +594,23 @@ def test_edit_blends_under_the_head_mask_and_keeps_the_background(exported, tmp_
 
 
 def test_edit_falls_back_to_the_landmark_prior(exported, tmp_path, capsys, monkeypatch):
-    from maae_tf.masks.segmenter import SegmenterSource
+    from maae_tf.data.masks.segmenter import SegmenterSource
 
     photo, face, _ = green_screen_scene(tmp_path)
     argv = [tmp_path / "green.png", f"--model={exported['single']}", "--delta=4", "-o", tmp_path / "out"]
     # the segmenter finds no person: the landmark prior, named on the summary line
-    masker = faces.HeadMasker(SegmenterSource("landmarks", segmenter=GreenScreen(empty=True)))
+    masker = heads.HeadMasker(SegmenterSource("landmarks", segmenter=GreenScreen(empty=True)))
     code, out, err = run_edit(argv, FixedDetector([face]), capsys, masker=masker)
     assert code == 0, err
     assert "(head mask: landmarks)" in out and "changed outside it: 0 px" in out
-    prior = faces.HeadMasker()(photo, face)
+    prior = heads.HeadMasker()(photo, face)
     assert prior.source == "landmarks"
     weights = prior.within((0, 0, photo.shape[1], photo.shape[0]))
     changed = np.any(read_photo(str(tmp_path / "out" / "green.png"))[0] != photo, axis=-1)
     assert changed.any() and not changed[weights == 0].any()
     # the model is not cached: one note, the prior, no download
     monkeypatch.setenv("MAAE_TF_CACHE", str(tmp_path / "empty_cache"))
-    monkeypatch.setattr("maae_tf.masks.segmenter.fetch_segmenter_model",
+    monkeypatch.setattr("maae_tf.data.masks.segmenter.fetch_segmenter_model",
                         lambda *a, **k: pytest.fail("edit must not download the segmenter"))
     code, out, err = run_edit(argv, FixedDetector([face]), capsys, masker=None)
     assert code == 0, err
@@ -621,10 +624,10 @@ def test_edit_falls_back_to_the_landmark_prior(exported, tmp_path, capsys, monke
 def test_head_mask_weights_grow_feather_and_window():
     fg = np.zeros((60, 80), bool)
     fg[20:40, 30:50] = True
-    w = faces.grow_and_feather(fg, 3.0, 5.0)
+    w = heads.grow_and_feather(fg, 3.0, 5.0)
     assert w.dtype == np.float32 and np.all(w[fg] == 1.0)
     assert w[30, 50 + 2] == 1.0 and 0 < w[30, 50 + 5] < 1 and w[30, 50 + 9] == 0.0
-    mask = faces.HeadMask((10, 5, 90, 65), w, "segmenter")
+    mask = heads.HeadMask((10, 5, 90, 65), w, "segmenter")
     inner = mask.within((0, 0, 100, 100))
     assert inner.shape == (100, 100) and inner[:5].max() == 0 and inner[:, :10].max() == 0
     np.testing.assert_array_equal(inner[5:65, 10:90], w)

@@ -1,4 +1,4 @@
-"""Tests of maae_tf.metrics (PSNR, L1, masks), maae_tf.scoring and the maae_tf.evaluate command line:
+"""Tests of maae_tf.evaluation.metrics (PSNR, L1, masks), maae_tf.evaluation.scoring and the maae_tf.evaluation.evaluate command line:
 one run, the comparison table of several runs, multi-attribute composition (CPU, tiny)."""
 
 from __future__ import annotations
@@ -12,7 +12,11 @@ import sys
 import numpy as np
 import pytest
 
-from maae_tf import attributes, metrics, scoring
+from maae_tf import attributes
+
+from maae_tf.evaluation import metrics
+
+from maae_tf.evaluation import scoring
 
 from conftest import TINY_ATTR, TINY_SPLITS, tiny_train_config  # noqa: E402  (tests/ is on sys.path under pytest)
 
@@ -131,7 +135,7 @@ def private_cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tiny_run(tiny_celeba, tmp_path_factory, private_cache):
     """A 2-step M-AAE run on the tiny set. 64 px: the discriminator needs S >= 64 (see report)."""
-    from maae_tf import train
+    from maae_tf.training import loop as train
 
     workdir = tmp_path_factory.mktemp("run") / "run"
     train.train(tiny_config(tiny_celeba, image_size=64), str(workdir))
@@ -187,7 +191,7 @@ def test_evaluate_cli_end_to_end(tiny_run):
     assert "background SSIM" in report and "identity similarity" in report and "sweep.png" in report
 
     # the same checkpoint and seed again: the cached classifier is reused, the numbers are the same
-    from maae_tf import evaluate
+    from maae_tf.evaluation import evaluate
 
     again = evaluate.evaluate(str(tiny_run), num_images=9)
     assert again["classifier"]["reused"] is True
@@ -198,7 +202,7 @@ def test_evaluate_cli_end_to_end(tiny_run):
 def test_compare_runs_in_one_table(tiny_run, tiny_celeba, tmp_path):
     """--workdirs: an ablation (delta_mask=entire) beside the full run, one markdown table whose
     variant column names the switch."""
-    from maae_tf import train
+    from maae_tf.training import loop as train
 
     ablation = tmp_path / "entire"
     cfg = tiny_config(tiny_celeba, image_size=64)
@@ -221,7 +225,7 @@ def test_compare_runs_in_one_table(tiny_run, tiny_celeba, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert [os.stat(w / "eval" / "metrics.json").st_mtime_ns for w in (tiny_run, ablation)] == stamps
     assert (tmp_path / "cmp" / "comparison.md").read_text() == table
-    from maae_tf import evaluate
+    from maae_tf.evaluation import evaluate
 
     assert evaluate.reusable(str(ablation), num_images=4) is not None
     assert evaluate.reusable(str(ablation), num_images=5) is None  # another request: evaluate again
@@ -229,7 +233,7 @@ def test_compare_runs_in_one_table(tiny_run, tiny_celeba, tmp_path):
 
 def test_multi_attribute_table(tiny_run, tiny_celeba, tmp_path):
     """--compose: sequential edits with 1 and 2 runs, the paper's Table 2 layout."""
-    from maae_tf import train
+    from maae_tf.training import loop as train
 
     second = tmp_path / "smiling"
     cfg = tiny_config(tiny_celeba, image_size=64)
@@ -263,7 +267,7 @@ def test_evaluate_missing_workdir_exits_2(tmp_path):
 
 def test_evaluate_workdir_without_checkpoint(tmp_path, tiny_celeba):
     from maae_tf import config as config_lib
-    from maae_tf import evaluate
+    from maae_tf.evaluation import evaluate
 
     config_lib.save_workdir_config(tiny_config(tiny_celeba, image_size=64), str(tmp_path))
     with pytest.raises(FileNotFoundError, match="checkpoint"):

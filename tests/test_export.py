@@ -1,4 +1,4 @@
-"""`maae_tf.export`: the SavedModel's signature contract, parity with the in-memory networks,
+"""`maae_tf.serving.export`: the SavedModel's signature contract, parity with the in-memory networks,
 δ semantics, multi-attribute composition, float32 after mixed precision and the atomic write."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
-from maae_tf import export
+from maae_tf.model import editor as editor_lib
+from maae_tf.serving import export
 
 from conftest import write_run  # noqa: E402  (tests/ is on sys.path under pytest)
 
@@ -89,7 +90,7 @@ def test_reload_parity_with_the_in_memory_networks(exported):
     model = exported["models"][0]
     sig = loaded(exported["single"])
     x = images()
-    editor = export.Editor([model], [model.cfg], [3])
+    editor = editor_lib.Editor([model], [model.cfg], [3])
     d = np.array([3.0, -2.0], np.float32)
     want = editor.edit(tf.constant(x), tf.constant(d))["images"].numpy()
     got = sig["serving_default"](images=tf.constant(x), delta=tf.constant(d))["images"].numpy()
@@ -155,7 +156,7 @@ def test_multi_attribute_delta_must_be_n_by_k(exported):
 def test_warmup_requests_are_prediction_logs_the_model_answers(exported):
     path = exported["pair"] / "assets.extra" / export.WARMUP_FILE
     logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in tf.data.TFRecordDataset(str(path))]
-    assert [tf.make_ndarray(l.predict_log.request.inputs["images"]).shape[0] for l in logs] == list(export.WARMUP_BATCHES)
+    assert [tf.make_ndarray(l.predict_log.request.inputs["images"]).shape[0] for l in logs] == list(editor_lib.WARMUP_BATCHES)
     sig = loaded(exported["pair"])["serving_default"]
     for log in logs:
         inputs = {k: tf.constant(tf.make_ndarray(v)) for k, v in log.predict_log.request.inputs.items()}
@@ -175,7 +176,7 @@ def test_mixed_precision_run_exports_float32(tmp_path):
         keras.mixed_precision.set_global_policy("float32")
     restored = tf.saved_model.load(path)
     assert {v.dtype for v in restored.variables} == {tf.float32}
-    floats, _, _ = export.load_runs([str(run)])
+    floats, _, _ = editor_lib.load_runs([str(run)])
     x = tf.constant(np.random.default_rng(3).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32))
     got = restored.signatures["edit_float"](images=x, delta=tf.constant(2.0))["images"]
     assert got.dtype == tf.float32
@@ -190,7 +191,7 @@ def test_versions_are_written_atomically_and_never_overwritten(exported, tmp_pat
     with pytest.raises(FileExistsError, match="immutable"):
         export.export([run], str(base), version=2)
     # a failure half way leaves no version folder and no temporary folder behind
-    monkeypatch.setattr(export.Editor, "warmup_requests", lambda self, name: 1 / 0)
+    monkeypatch.setattr(editor_lib.Editor, "warmup_requests", lambda self, name: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         export.export([run], str(base), version=7)
     assert sorted(os.listdir(base)) == ["1", "2"]
@@ -199,7 +200,7 @@ def test_versions_are_written_atomically_and_never_overwritten(exported, tmp_pat
 def test_composing_runs_of_different_sizes_is_refused(exported, tmp_path):
     other, _ = write_run(tmp_path / "big", "smiling", image_size=64)
     with pytest.raises(ValueError, match="image_size"):
-        export.load_runs([str(exported["runs"][0]), str(other)])
+        editor_lib.load_runs([str(exported["runs"][0]), str(other)])
 
 
 def test_cli_exports_and_names_a_missing_run(exported, tmp_path):

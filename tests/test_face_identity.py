@@ -1,4 +1,4 @@
-"""Tests of maae_tf.face_identity: the cosine metric, both embedders, the separation check and the
+"""Tests of maae_tf.evaluation.identity: the cosine metric, both embedders, the separation check and the
 command line (CPU; dlib tests skip where dlib or ../shared/celeba-sample is absent)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from maae_tf import face_identity as fi
+from maae_tf.evaluation import identity as fi
 from maae_tf.config import base_config
 from maae_tf.files import read_image
 

@@ -16,8 +16,8 @@ import pytest
 from maae_tf import train_identity
 from maae_tf.config import base_config
 from maae_tf.data import synthetic
-from maae_tf.models import build_identity
-from maae_tf.models.identity import CONV_LAYERS, h5_width
+from maae_tf.model.networks import build_identity
+from maae_tf.model.networks.identity import CONV_LAYERS, h5_width
 
 REPO = Path(__file__).resolve().parents[1]
 

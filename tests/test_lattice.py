@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from maae_tf.lattice import (
+from maae_tf.model.lattice import (
     ENCODER_GEOMETRY,
     ConvGeometry,
     covers,

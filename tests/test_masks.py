@@ -1,4 +1,4 @@
-"""Real-photo mask sources (maae_tf.masks: celebamask_hq, segmenter, landmarks) and their
+"""Real-photo mask sources (maae_tf.data.masks: celebamask_hq, segmenter, landmarks) and their
 evaluation command. No downloads: the segmenter's runner is tested with a tiny TFLite model built
 here; the real MediaPipe model only when it is already cached, the CelebAMask-HQ sample only when
 ../shared has it."""
@@ -19,12 +19,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from maae_tf.faces import TEMPLATE_CELEBA5
-from maae_tf.masks import BACKGROUND, FOREGROUND, MaskUnavailable, make_source
-from maae_tf.masks import celebamask_hq as chq
-from maae_tf.masks import evaluate as mev
-from maae_tf.masks import landmarks as lmk
-from maae_tf.masks import segmenter as seg
+from maae_tf.data.faces import TEMPLATE_CELEBA5
+from maae_tf.data.masks import BACKGROUND, FOREGROUND, MaskUnavailable, make_source
+from maae_tf.data.masks import celebamask_hq as chq
+from maae_tf.data.masks import evaluate as mev
+from maae_tf.data.masks import landmarks as lmk
+from maae_tf.data.masks import segmenter as seg
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO.parent / "shared" / "celebamask-hq-sample"
@@ -40,7 +40,7 @@ def aligned_image():
 def test_sources_register_themselves(tmp_path):
     """In a fresh interpreter, make_source imports the source modules, which register themselves
     (and importing them does not import TensorFlow)."""
-    code = ("import sys; from maae_tf.masks import SOURCES, make_source; "
+    code = ("import sys; from maae_tf.data.masks import SOURCES, make_source; "
             f"s = make_source('celebamask_hq:{tmp_path}'); print(s.name, sorted(SOURCES), 'tensorflow' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 0, r.stderr
@@ -246,7 +246,7 @@ class SmallFaceBlindDetector:
         self.min_width, self.widths = min_width, []
 
     def __call__(self, rgb):
-        from maae_tf.faces import Face
+        from maae_tf.data.faces import Face
 
         h, w = rgb.shape[:2]
         self.widths.append(w)
@@ -288,7 +288,7 @@ def test_small_face_found_upsampled_else_template():
 
 
 def test_mask_with_origin_names_the_way():
-    from maae_tf.masks import mask_with_origin
+    from maae_tf.data.masks import mask_with_origin
 
     small = np.zeros((109, 89, 3), np.uint8)
     src = seg.SegmenterSource("auto", segmenter=AllPerson(), detector=SmallFaceBlindDetector(150))
@@ -353,7 +353,7 @@ def test_fetch_offline_says_what_to_do(tmp_path, monkeypatch):
 def cached_model_or_skip() -> str:
     path = seg.model_path()
     if not os.path.isfile(path):
-        pytest.skip(f"the selfie-segmentation model is not cached at {path} (python -m maae_tf.masks.segmenter --fetch)")
+        pytest.skip(f"the selfie-segmentation model is not cached at {path} (python -m maae_tf.data.masks.segmenter --fetch)")
     return path
 
 
@@ -459,11 +459,11 @@ def test_evaluate_at_half_size(tmp_path):
 
 def test_evaluate_cli_errors_and_unbuildable_source(tmp_path, monkeypatch):
     env = {**os.environ, "MAAE_TF_CACHE": str(tmp_path / "nocache")}
-    bad = subprocess.run([sys.executable, "-m", "maae_tf.masks.evaluate", f"--celebamask_hq={tmp_path / 'none'}"],
+    bad = subprocess.run([sys.executable, "-m", "maae_tf.data.masks.evaluate", f"--celebamask_hq={tmp_path / 'none'}"],
                          capture_output=True, text=True, cwd=REPO, env=env)
     assert bad.returncode == 2 and "no such folder" in bad.stderr
     d = write_tiny_folder(tmp_path / "hq", n=1)
-    r = subprocess.run([sys.executable, "-m", "maae_tf.masks.evaluate", f"--celebamask_hq={d}",
+    r = subprocess.run([sys.executable, "-m", "maae_tf.data.masks.evaluate", f"--celebamask_hq={d}",
                         "--sources=segmenter,celebamask_hq", "--frame=native", f"--landmarks={d / 'landmarks.txt'}",
                         "--repeats=1"], capture_output=True, text=True, cwd=REPO, env=env)
     assert r.returncode == 1, r.stderr

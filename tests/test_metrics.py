@@ -1,4 +1,4 @@
-"""Laws of the SSIM and sweep-monotonicity metrics of maae_tf.metrics (CPU, tiny)."""
+"""Laws of the SSIM and sweep-monotonicity metrics of maae_tf.evaluation.metrics (CPU, tiny)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from maae_tf import metrics
+from maae_tf.evaluation import metrics
 
 
 def _pair(seed, shape=(2, 24, 24, 3), noise=0.2):

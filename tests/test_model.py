@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from maae_tf import lattice
+from maae_tf.model import lattice
 from maae_tf.config import base_config
-from maae_tf.maae import LOSS_TERMS, MAAE, build_model
-from maae_tf.models import NEGATIVE, POSITIVE, build_identity, encoder_geometry
-from maae_tf.models.identity import CONV_LAYERS
+from maae_tf.model.maae import LOSS_TERMS, MAAE, build_model
+from maae_tf.model.networks import NEGATIVE, POSITIVE, build_identity, encoder_geometry
+from maae_tf.model.networks.identity import CONV_LAYERS
 
 
 def small_config(**overrides):
@@ -186,8 +186,8 @@ def test_identity_weights_from_a_user_h5(tmp_path):
     # pretrained sources use the full VGG16 widths; write a file of that shape
     c.identity.source = "h5"
     c.identity.weights_path = str(tmp_path / "vggface.h5")
-    from maae_tf.models.identity import _build
-    written = _write_vgg_h5(c.identity.weights_path, _build(32, 1.0))
+    from maae_tf.model.networks.identity import build_features
+    written = _write_vgg_h5(c.identity.weights_path, build_features(32, 1.0))
     net = build_identity(c)
     assert not net.trainable and not net.trainable_weights
     for name, (k, b) in written.items():
@@ -221,7 +221,7 @@ def test_random_identity_warns(caplog):
 def test_other_class_terms_add_exactly_their_loss():
     """loss.d_other_class: D's loss grows by the BCE of real negatives at the POSITIVE head and real
     positives at the NEGATIVE head, both against "fake"; nothing else changes."""
-    from maae_tf import losses
+    from maae_tf.model import losses
 
     keras.utils.set_random_seed(0)
     m = build_model(small_config())
@@ -239,7 +239,7 @@ def test_reconstruction_gan_term_judges_g_x_0_at_its_own_class_head():
     """loss.alpha_gan_reconstruction: G's objective grows by alpha_gan · w · the non-saturating GAN
     loss of the reconstructions G(x1, 0) at the NEGATIVE head and G(x2, 0) at the POSITIVE head
     (the same sampled z as the VAE term), tracked as `gan_reconstruction`; nothing else changes."""
-    from maae_tf import losses
+    from maae_tf.model import losses
 
     keras.utils.set_random_seed(0)
     m = build_model(small_config())
@@ -265,7 +265,7 @@ def test_reconstruction_gan_term_judges_g_x_0_at_its_own_class_head():
 def test_attribute_logit_learns_the_attribute_from_real_faces():
     """loss.alpha_cls: D gets a third logit, tracked as `cls`, that learns from real faces which
     class they are (here dark negatives and bright positives)."""
-    from maae_tf.models import ATTRIBUTE
+    from maae_tf.model.networks import ATTRIBUTE
 
     keras.utils.set_random_seed(0)
     c = small_config(init="glorot", learning_rate=1e-3)
@@ -285,7 +285,7 @@ def test_attribute_logit_learns_the_attribute_from_real_faces():
 
 def test_training_without_an_identity_network():
     """identity.source="none" builds no F_ID and trains with L_ID = 0; it needs loss.alpha_id = 0."""
-    from maae_tf.config import check
+    from maae_tf.training.settings import check
 
     c = small_config()
     c.identity.source = "none"

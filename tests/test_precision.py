@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from maae_tf import precision
-from maae_tf.config import base_config, check
-from maae_tf.maae import build_model
+from maae_tf.model import precision
+from maae_tf.config import base_config
+from maae_tf.training.settings import check
+from maae_tf.model.maae import build_model
 
 
 @pytest.fixture

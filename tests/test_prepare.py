@@ -261,7 +261,7 @@ class TwoWaySource:
     name = "twoway"
 
     def with_origin(self, image, *, name, landmarks=None):
-        from maae_tf.masks import MaskUnavailable
+        from maae_tf.data.masks import MaskUnavailable
 
         number = int(name.split(".")[0])
         if number == 4:
@@ -270,7 +270,7 @@ class TwoWaySource:
 
 
 def test_manifest_counts_each_mask_origin(tiny_celeba, tmp_path, monkeypatch, capsys):
-    from maae_tf import masks
+    from maae_tf.data import masks
 
     monkeypatch.setitem(masks.SOURCES, "twoway", lambda arg, data_dir: TwoWaySource())
     manifest = prepare.prepare(str(tiny_celeba), str(tmp_path / "out"), size=SIZE, masks="twoway", workers=1,
@@ -292,12 +292,12 @@ DEV_WAYS = {"000033.jpg": "segmenter/dlib", "000208.jpg": "segmenter/dlib-upsamp
 
 def test_small_real_faces_get_masks(tmp_path):
     """`--masks=segmenter` on real 89×109 photos: every one gets a mask, each origin counted."""
-    from maae_tf.masks import segmenter
+    from maae_tf.data.masks import segmenter
 
     if not os.path.isdir(DEV):
         pytest.skip(f"{DEV} is absent")
     if not os.path.isfile(segmenter.model_path()):
-        pytest.skip("the selfie-segmentation model is not cached (python -m maae_tf.masks.segmenter --fetch)")
+        pytest.skip("the selfie-segmentation model is not cached (python -m maae_tf.data.masks.segmenter --fetch)")
     pytest.importorskip("dlib")
     root = tmp_path / "celeba"  # a 3-image release layout under tmp: CelebA never enters the repository
     (root / "img_align_celeba").mkdir(parents=True)

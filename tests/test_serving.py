@@ -15,7 +15,8 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import get_model_metadata_pb2, prediction_service_pb2_grpc
 
-from maae_tf import export
+from maae_tf.model import editor as editor_lib
+from maae_tf.serving import export
 from maae_tf.serving.client import Client, RestClient, ServingError, as_batch, as_delta
 from maae_tf.serving.double import ModelServerDouble
 
@@ -39,8 +40,8 @@ def local(path, signature="serving_default", **inputs):
 
 
 def test_server_replays_the_warmup_requests(server):
-    assert server.warmup_counts == {("mouth_open", 1): len(export.WARMUP_BATCHES),
-                                    ("pair", 1): len(export.WARMUP_BATCHES)}
+    assert server.warmup_counts == {("mouth_open", 1): len(editor_lib.WARMUP_BATCHES),
+                                    ("pair", 1): len(editor_lib.WARMUP_BATCHES)}
 
 
 def test_grpc_round_trip_is_bit_identical_to_the_local_savedmodel(server, exported):
@@ -79,7 +80,7 @@ def test_status_and_metadata(server):
         response = prediction_service_pb2_grpc.PredictionServiceStub(channel).GetModelMetadata(request, timeout=30)
     sigs = get_model_metadata_pb2.SignatureDefMap()
     response.metadata["signature_def"].Unpack(sigs)
-    assert set(export.SIGNATURES) <= set(sigs.signature_def)
+    assert set(editor_lib.SIGNATURES) <= set(sigs.signature_def)
 
 
 # Each bad request, with the status and message tensorflow_model_server answers (predict_util.cc,
@@ -244,7 +245,7 @@ def test_serving_benchmark_measures_the_three_paths(exported, tmp_path):
     from maae_tf.serving import bench
 
     model = exported["models"][0]
-    editor = export.Editor([model], [model.cfg], [3])
+    editor = editor_lib.Editor([model], [model.cfg], [3])
     results = bench.measure(editor, str(tmp_path / "b"), batch=2, latency_calls=2, throughput_calls=1)
     assert set(results) == {"keras", "savedmodel", "grpc"}
     assert all(r["p50_ms"] > 0 and r["images_per_s"] > 0 for r in results.values())

@@ -35,6 +35,7 @@ import tensorflow as tf
 from absl import logging
 
 from maae_tf import attributes
+from maae_tf.data import crop, records
 
 IMAGE_DIR = "img_align_celeba"
 ATTR_FILE = "list_attr_celeba.txt"
@@ -69,8 +70,6 @@ _TAIL_BYTES = 64  # where the end marker (JPEG EOI / PNG IEND) is looked for
 def check_layout(data_dir: str) -> None:
     """Raises FileNotFoundError naming what is missing under `data_dir`, with the expected layout.
     A folder prepared by `maae_tf.data.prepare` (it holds manifest.json) is checked as such."""
-    from maae_tf.data import records
-
     if records.is_prepared(data_dir) or records.is_unfinished(data_dir):
         records.check_prepared(data_dir)
         return
@@ -229,8 +228,6 @@ def split_files(config: ml_collections.ConfigDict, split: str) -> tuple[list[str
     if split != "all" and split not in SPLITS:
         raise ValueError(f"split must be one of {sorted(SPLITS) + ['all']}, got {split!r}")
     data_dir = config.data_dir
-    from maae_tf.data import records
-
     if records.is_prepared(data_dir):
         raise ValueError(f"{data_dir!r} holds prepared TFRecords, not image files: read it with "
                          "pairs_dataset / images_dataset, or pass the CelebA release folder")
@@ -265,30 +262,6 @@ def split_files(config: ml_collections.ConfigDict, split: str) -> tuple[list[str
 # --------------------------------------------------------------------------------------------
 
 
-def _crop_fractions(config) -> tuple[float, float, float, float]:
-    top, left = float(config.crop_top), float(config.crop_left)
-    height, width = float(config.crop_height), float(config.crop_width)
-    eps = 1e-6
-    if (min(top, left) < 0 or min(height, width) <= 0 or top + height > 1 + eps
-            or left + width > 1 + eps):
-        raise ValueError(
-            "the crop (crop_top, crop_left, crop_height, crop_width, relative to the image) must "
-            f"lie inside the image, got ({top}, {left}, {height}, {width})")
-    return top, left, height, width
-
-
-def _crop_window(shape, fractions) -> tf.Tensor:
-    """[top, left, height, width] int32 for an image of `shape` [H, W, ...]."""
-    top_f, left_f, height_f, width_f = fractions
-    h = tf.cast(shape[0], tf.float32)
-    w = tf.cast(shape[1], tf.float32)
-    top = tf.clip_by_value(tf.cast(tf.round(top_f * h), tf.int32), 0, shape[0] - 1)
-    left = tf.clip_by_value(tf.cast(tf.round(left_f * w), tf.int32), 0, shape[1] - 1)
-    height = tf.clip_by_value(tf.cast(tf.round(height_f * h), tf.int32), 1, shape[0] - top)
-    width = tf.clip_by_value(tf.cast(tf.round(width_f * w), tf.int32), 1, shape[1] - left)
-    return tf.stack([top, left, height, width])
-
-
 _MARKERS = {
     "JPEG": (b"\xff\xd8\xff", b"\xff\xd9", "missing the start marker FFD8FF or the end marker FFD9"),
     "PNG": (b"\x89PNG\r\n\x1a\n", b"IEND", "missing the PNG signature or the IEND chunk"),
@@ -317,7 +290,7 @@ def _checked(data: tf.Tensor, path: tf.Tensor, kind: str) -> tf.Tensor:
 
 def _load_image(path: tf.Tensor, size: int, fractions) -> tf.Tensor:
     data = _checked(tf.io.read_file(path), path, "JPEG")
-    window = _crop_window(tf.io.extract_jpeg_shape(data), fractions)
+    window = crop.window_tf(tf.io.extract_jpeg_shape(data), fractions)
     image = tf.io.decode_and_crop_jpeg(data, window, channels=3)
     image = tf.image.resize(image, [size, size], method="bilinear", antialias=True)
     image = tf.clip_by_value(image / 127.5 - 1.0, -1.0, 1.0)
@@ -327,7 +300,7 @@ def _load_image(path: tf.Tensor, size: int, fractions) -> tf.Tensor:
 def _load_mask(path: tf.Tensor, size: int, fractions) -> tf.Tensor:
     data = _checked(tf.io.read_file(path), path, "PNG")
     mask = tf.io.decode_png(data, channels=1)
-    window = _crop_window(tf.shape(mask), fractions)
+    window = crop.window_tf(tf.shape(mask), fractions)
     mask = mask[window[0]:window[0] + window[2], window[1]:window[1] + window[3], :]
     # Area averaging when shrinking (3-4x faster than antialiased bilinear on one channel),
     # bilinear when enlarging (area would be nearest-neighbour there).
@@ -347,7 +320,7 @@ def load_example(path, mask_path, config: ml_collections.ConfigDict):
     shrinking, bilinear when enlarging).
     """
     size = int(config.image_size)
-    fractions = _crop_fractions(config)
+    fractions = crop.fractions(config)
     path = tf.convert_to_tensor(path, tf.string)
     mask_path = tf.convert_to_tensor(mask_path, tf.string)
     image = _load_image(path, size, fractions)
@@ -383,8 +356,6 @@ def explain_decode_error(error: tf.errors.OpError, config) -> str | None:
     m = _CORRUPT.search(error.message or "")
     if m:
         return f"{m.group(3)}: corrupt {m.group(1)} file ({m.group(2)}, {m.group(4)} bytes)"
-    from maae_tf.data import records
-
     if records.is_prepared(config.data_dir) or not re.search(r"jpeg|png", error.message or "", re.I):
         return None
     paths, _ = split_files(config, "all")
@@ -399,11 +370,6 @@ def explain_decode_error(error: tf.errors.OpError, config) -> str | None:
 # --------------------------------------------------------------------------------------------
 # Datasets
 # --------------------------------------------------------------------------------------------
-
-
-def _seeds(seed: int, n: int) -> list[int]:
-    state = np.random.SeedSequence([int(seed), 0x6D616165]).generate_state(n, dtype=np.uint32)
-    return [int(s) & 0x7FFFFFFF for s in state]
 
 
 def _masks_for(config, paths: list[str], what: str, log=logging.warning) -> list[str]:
@@ -428,8 +394,6 @@ def pairs_dataset(config: ml_collections.ConfigDict, split: str = "train") -> tf
     config.seed. A prepared `config.data_dir` (manifest.json) is read from its TFRecords
     (`records.pairs_dataset`).
     """
-    from maae_tf.data import records
-
     if records.is_prepared(config.data_dir):
         return records.pairs_dataset(config, split)
     name = attributes.resolve(config.attr)
@@ -441,9 +405,9 @@ def pairs_dataset(config: ml_collections.ConfigDict, split: str = "train") -> tf
     if not pos or not neg:
         raise ValueError(f"attribute {name} in the {split!r} split of {config.data_dir!r} has "
                          f"{len(pos)} positive and {len(neg)} negative image(s); training needs both")
-    _crop_fractions(config)  # fail here, not inside the pipeline
+    crop.fractions(config)  # fail here, not inside the pipeline
     masks = dict(zip(paths, _masks_for(config, paths, f"{split!r} split")))
-    seed_neg, seed_pos = _seeds(config.seed, 2)
+    seed_neg, seed_pos = records.stream_seeds(config.seed, 2)
 
     def stream(files, seed):
         ds = tf.data.Dataset.from_tensor_slices((files, [masks[f] for f in files]))
@@ -470,14 +434,12 @@ def images_dataset(config: ml_collections.ConfigDict, split: str = "test", limit
     last partial batch is kept. `batch_size` defaults to config.batch_size. A prepared
     `config.data_dir` is read from its TFRecords (`records.images_dataset`, shard order).
     """
-    from maae_tf.data import records
-
     if records.is_prepared(config.data_dir):
         return records.images_dataset(config, split, limit, batch_size)
     paths, labels = split_files(config, split)
     if limit is not None:
         paths, labels = paths[:int(limit)], labels[:int(limit)]
-    _crop_fractions(config)
+    crop.fractions(config)
     masks = _masks_for(config, paths, f"{split!r} split", logging.info) if paths else []
     labels01 = (labels.astype(np.float32) + 1.0) / 2.0
     labels01 = labels01.reshape(len(paths), len(attributes.CELEBA_ATTRIBUTES))

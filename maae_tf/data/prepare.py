@@ -8,7 +8,7 @@ identity_CelebA.txt / list_landmarks_align_celeba.txt when present). The images 
 list_attr_celeba.txt, in sorted file-name order, go `--shard_size` at a time into shard k; one
 worker process per shard (every core by default) reads each JPEG, crops it with the config's
 relative crop, resizes it to --size (cv2 INTER_AREA), computes its background mask with the
-`--masks` source (`maae_tf.masks.make_source`; "none": no masks) on the uncropped aligned image and
+`--masks` source (`maae_tf.data.masks.make_source`; "none": no masks) on the uncropped aligned image and
 crops / resizes it the same way, and writes the record.
 
 Resumable: a shard is written to `<name>.tmp` and renamed into place, then its sidecar
@@ -26,7 +26,7 @@ Failures: an image that is missing, truncated (no JPEG end marker) or undecodabl
 listed by file name in the manifest's `failures` ({"file", "error"}); a mask the source cannot
 give (MaskUnavailable) leaves the record without a mask, listed in `mask_unavailable`. Neither
 stops the run (exit 0). Each record stores its mask's origin (`segmenter/dlib`,
-`segmenter/template`, `files`, ... or `none`; `maae_tf.masks.mask_with_origin`), the manifest's
+`segmenter/template`, `files`, ... or `none`; `maae_tf.data.masks.mask_with_origin`), the manifest's
 `per_mask_source` counts them and the run prints those counts. A missing --celeba_dir, a
 malformed table or a bad --masks spec: a message and exit 2 before anything is written.
 """
@@ -44,7 +44,7 @@ import numpy as np
 from absl import app, flags
 
 from maae_tf import attributes
-from maae_tf.data import records
+from maae_tf.data import crop, records
 
 IMAGE_DIR = "img_align_celeba"
 LANDMARK_FILE = "list_landmarks_align_celeba.txt"
@@ -125,16 +125,6 @@ class ImageError(Exception):
     pass
 
 
-def crop_window(h: int, w: int, fractions) -> tuple[int, int, int, int]:
-    """(top, left, height, width) in pixels: the rule of celeba._crop_window (round half to even)."""
-    top_f, left_f, height_f, width_f = fractions
-    top = int(np.clip(np.round(top_f * h), 0, h - 1))
-    left = int(np.clip(np.round(left_f * w), 0, w - 1))
-    height = int(np.clip(np.round(height_f * h), 1, h - top))
-    width = int(np.clip(np.round(width_f * w), 1, w - left))
-    return top, left, height, width
-
-
 def _resize(a: np.ndarray, size: int) -> np.ndarray:
     shrink = min(a.shape[:2]) >= size
     return cv2.resize(a, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
@@ -178,12 +168,12 @@ def make_record(entry, celeba_dir: str, size: int, fractions, source) -> tuple[b
     problem or None); ImageError on a bad image."""
     import tensorflow as tf
 
-    from maae_tf.masks import MaskUnavailable, mask_with_origin
+    from maae_tf.data.masks import MaskUnavailable, mask_with_origin
 
     name, labels, split, identity, marks = entry
     rgb = read_jpeg(os.path.join(celeba_dir, IMAGE_DIR, name))
     h, w = rgb.shape[:2]
-    top, left, ch, cw = crop_window(h, w, fractions)
+    top, left, ch, cw = crop.window(h, w, fractions)
     image = _resize(rgb[top:top + ch, left:left + cw], size)
     ok, jpeg = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
@@ -226,7 +216,7 @@ def _init_worker(counter, celeba_dir, masks_spec):
 def _make_source(spec: str, celeba_dir: str):
     if spec == "none":
         return None
-    from maae_tf.masks import make_source
+    from maae_tf.data.masks import make_source
 
     return make_source(spec, celeba_dir)
 

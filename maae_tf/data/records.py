@@ -44,6 +44,7 @@ import os
 import numpy as np
 
 from maae_tf import attributes
+from maae_tf.data import crop
 
 FORMAT = "maae_tf.records/1"
 MANIFEST = "manifest.json"
@@ -75,6 +76,13 @@ def is_unfinished(data_dir) -> bool:
 def file_key(name: str) -> int:
     """A 63-bit hash of an image's file name (stored in each record as `key`)."""
     return int.from_bytes(hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest(), "little") & _MASK63
+
+
+def stream_seeds(seed: int, n: int) -> list[int]:
+    """`n` shuffle seeds drawn from the run's `seed`: one per stream of pairs (negatives, positives),
+    the same for both sources, so files and their TFRecords give the same pairs."""
+    state = np.random.SeedSequence([int(seed), 0x6D616165]).generate_state(n, dtype=np.uint32)
+    return [int(s) & 0x7FFFFFFF for s in state]
 
 
 def _seed_mix(seed: int) -> int:
@@ -314,10 +322,9 @@ def decode_record(serialized, config, prepared_size: int):
     return (tf.ensure_shape(image, [size, size, 3]), tf.ensure_shape(mask, [size, size, 1]), labels)
 
 
-def _check_config(config, manifest: dict) -> None:
-    from maae_tf.data import celeba
-
-    want = celeba._crop_fractions(config)
+def check_config(config, manifest: dict) -> None:
+    """ValueError when `config` asks for another crop than the records were prepared with."""
+    want = crop.fractions(config)
     have = tuple(manifest["crop"])
     if any(abs(a - b) > 1e-6 for a, b in zip(want, have)):
         raise ValueError(
@@ -347,10 +354,8 @@ def pairs_dataset(config, split: str = "train", input_context=None):
     `input_context` (tf.distribute.InputContext) shards the files explicitly.
     """
     tf = _tf()
-    from maae_tf.data import celeba
-
     manifest = check_prepared(config.data_dir)
-    _check_config(config, manifest)
+    check_config(config, manifest)
     name = attributes.resolve(config.attr)
     column = attributes.index(name)
     rule, n_pos, n_neg = _selection(config, split)
@@ -364,7 +369,7 @@ def pairs_dataset(config, split: str = "train", input_context=None):
             raise ValueError(f"{len(shards)} shard(s) for {input_context.num_input_pipelines} input pipelines: "
                              "prepare with a smaller --shard_size")
     size = int(manifest["size"])
-    seed_neg, seed_pos = celeba._seeds(config.seed, 2)
+    seed_neg, seed_pos = stream_seeds(config.seed, 2)
     buffer = max(1, int(config.shuffle_buffer))
 
     if input_context is not None and input_context.num_input_pipelines > 1:
@@ -401,7 +406,7 @@ def images_dataset(config, split: str = "test", limit: int | None = None, batch_
     tf = _tf()
 
     manifest = check_prepared(config.data_dir)
-    _check_config(config, manifest)
+    check_config(config, manifest)
     rule, n_pos, n_neg = _selection(config, split)
     if n_pos + n_neg == 0:
         raise ValueError(f"the {split!r} split of {config.data_dir!r} ({config.get('split_protocol', 'official')} "

@@ -60,7 +60,7 @@ def measure(editor, base: str, batch: int, latency_calls: int, throughput_calls:
     """{path: {"p50_ms", "p99_ms", "images_per_s"}} for the three paths (module docstring)."""
     import tensorflow as tf
 
-    from maae_tf.export import write_savedmodel
+    from maae_tf.serving.export import write_savedmodel
     from maae_tf.serving.client import Client
     from maae_tf.serving.double import ModelServerDouble
 
@@ -113,9 +113,9 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     import tensorflow as tf
 
-    from maae_tf import precision
-    from maae_tf.export import Editor, load_runs
-    from maae_tf.maae import MAAE
+    from maae_tf.model import precision
+    from maae_tf.model.editor import Editor, load_runs
+    from maae_tf.model.maae import MAAE
 
     if FLAGS.workdir:
         models, configs, steps = load_runs([FLAGS.workdir])

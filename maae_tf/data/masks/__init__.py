@@ -85,7 +85,7 @@ def _register_builtin() -> None:
     """Imports the modules that register the heavier sources (they import TF, cv2, …)."""
     import importlib
 
-    for module in ("maae_tf.masks.celebamask_hq", "maae_tf.masks.segmenter", "maae_tf.masks.landmarks"):
+    for module in ("maae_tf.data.masks.celebamask_hq", "maae_tf.data.masks.segmenter", "maae_tf.data.masks.landmarks"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as e:

@@ -3,7 +3,7 @@
 A FALLBACK only (it warns once per source): it knows where a typical head is, not where this
 person's hair ends. In face units (origin at the eye midpoint, `down` towards the mouth midpoint,
 `side` across, lengths in eye-to-mouth distances, 41 px on CelebA's aligned photos; see
-`maae_tf.masks.segmenter.face_frame`) the foreground is the union of
+`maae_tf.data.masks.segmenter.face_frame`) the foreground is the union of
 
 - a face ellipse centred at down = `face_center`, semi-axes `face_side` × `face_down`
   (forehead to chin, cheek to cheek), and
@@ -20,9 +20,9 @@ import warnings
 
 import numpy as np
 
-from maae_tf.masks import SOURCES, MaskUnavailable
-from maae_tf.masks.celebamask_hq import to_mask
-from maae_tf.masks.segmenter import face_coordinates, template_landmarks
+from maae_tf.data.masks import SOURCES, MaskUnavailable
+from maae_tf.data.masks.celebamask_hq import to_mask
+from maae_tf.data.masks.segmenter import face_coordinates, template_landmarks
 
 PRIOR = dict(face_center=0.25, face_side=1.15, face_down=1.35,
              hair_center=-0.35, hair_side=1.45, hair_down=1.65, hair_cut=0.6)

@@ -2,7 +2,7 @@
 
     G(x, δ) = De(En(x) + δ·M)
 
-where M is the partial dilated lattice (paper §3.2, `maae_tf.lattice`). One model edits one
+where M is the partial dilated lattice (paper §3.2, `maae_tf.model.lattice`). One model edits one
 attribute; δ > 0 adds it, δ < 0 removes it, δ = 0 reconstructs.
 
 `train_step` is one alternating update (paper §3.5): the generator En/De on Eq. 6,
@@ -24,9 +24,11 @@ import re
 import keras
 import tensorflow as tf
 
-from maae_tf import lattice, losses
+from maae_tf.model import lattice
+
+from maae_tf.model import losses
 from maae_tf.config import load_workdir_config
-from maae_tf.models import (ATTRIBUTE, NEGATIVE, POSITIVE, build_decoder, build_discriminator, build_encoder,
+from maae_tf.model.networks import (ATTRIBUTE, NEGATIVE, POSITIVE, build_decoder, build_discriminator, build_encoder,
                             build_identity, encoder_geometry)
 
 LOSS_TERMS = ("g_loss", "d_loss", "vae", "kl", "reconstruction", "gan", "id", "cycle", "mask",
@@ -102,7 +104,7 @@ class MAAE(keras.Model):
     def generator_terms(self, x1, x2, m1, m2):
         """Every term of G's objective (Eq. 6) for one batch of pairs, unweighted, with g_loss their
         weighted sum; and the edits D judges, (to_positive, to_negative). Called inside the
-        gradient tape of `train_step` (and by `maae_tf.diagnose`, which weighs each term's gradient)."""
+        gradient tape of `train_step` (and by `maae_tf.evaluation.diagnose`, which weighs each term's gradient)."""
         cfg, w = self.cfg, self.cfg.loss
         d0 = cfg.delta_max
         b = tf.shape(x1)[0]

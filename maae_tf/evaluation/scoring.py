@@ -1,5 +1,5 @@
 """Per-image scores of one run's edits on a batch of test images (docs/method.md §7), shared by the
-evaluation command (`maae_tf.evaluate`) and the in-training evaluation (`callbacks.EditEvaluator`),
+evaluation command (`maae_tf.evaluation.evaluate`) and the in-training evaluation (`callbacks.EditEvaluator`),
 so both measure the same thing.
 
 For images x with true labels y of the run's attribute, the edit that FLIPS the attribute is
@@ -24,7 +24,7 @@ with one value per image:
   real_fidelity           the same score of x at its true head (what the discriminator gives
                           real photos, for scale)
   identity_similarity     cosine of face embeddings of x and of the flipped edit (only with an
-                          `embedder`, maae_tf.face_identity)
+                          `embedder`, maae_tf.evaluation.identity)
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from maae_tf import classifier, metrics
-from maae_tf.models import NEGATIVE, POSITIVE
+from maae_tf.evaluation import classifier
+
+from maae_tf.evaluation import metrics
+from maae_tf.model.networks import NEGATIVE, POSITIVE
 
 
 def flip_deltas(positive, delta_max: float) -> np.ndarray:
@@ -90,7 +92,7 @@ def score_batch(model, images, masks, positive, judge_model, column: int, delta_
         out["background_ssim_minus"] = metrics.ssim(minus, x, masks)
         out["reconstruction_ssim"] = metrics.ssim(recon, x)
     if embedder is not None:
-        from maae_tf import face_identity
+        from maae_tf.evaluation import identity as face_identity
 
         out["identity_similarity"] = face_identity.identity_similarity(embedder, x, flipped)
     return out

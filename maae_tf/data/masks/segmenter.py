@@ -4,7 +4,7 @@ TensorFlow's TFLite interpreter, restricted to a head region (face + hair).
 The model: `mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite` (Apache-2.0,
 249,505 bytes) from the PyPI wheel `mediapipe==0.10.21`. That wheel pins numpy<2 and
 protobuf<5, which clash with TF 2.21, so it is never installed: `fetch_segmenter_model()` (or
-`python -m maae_tf.masks.segmenter --fetch`) downloads the wheel with `pip download --no-deps`,
+`python -m maae_tf.data.masks.segmenter --fetch`) downloads the wheel with `pip download --no-deps`,
 extracts that one file into the cache folder and checks its sha256 against `MODEL_SHA256`;
 loading checks it again. Cache folder: `$MAAE_TF_CACHE`, else `~/.cache/maae_tf`.
 
@@ -17,12 +17,12 @@ A person includes neck, shoulders and clothes, which a face+hair mask does not; 
 cuts the person to a head region built from the 5 CelebA landmarks (see its docstring). Where the
 landmarks come from (spec `segmenter[:region=MODE]`): each mode tries these ways in order and the
 first that gives 5 points wins; the way that won is the mask's origin, counted by dataset
-preparation as `segmenter/<way>` (`maae_tf.masks.mask_with_origin`):
+preparation as `segmenter/<way>` (`maae_tf.data.masks.mask_with_origin`):
 
     auto            (default) landmarks, dlib, dlib-upsampled, template
     landmarks       the landmarks passed in (the dataset's landmark file)
     detect          dlib, dlib-upsampled
-    dlib            dlib's 68-point landmarks on the image (maae_tf.faces.DlibDetector; largest face)
+    dlib            dlib's 68-point landmarks on the image (maae_tf.data.faces.DlibDetector; largest face)
     dlib-upsampled  the same on the image enlarged UPSAMPLE× (bicubic), the points mapped back
     template        CelebA's mean landmark positions (TEMPLATE_CELEBA5) scaled to the image:
                     aligned photos only (178×218 proportions, any size)
@@ -48,8 +48,8 @@ import zipfile
 
 import numpy as np
 
-from maae_tf.masks import SOURCES, MaskUnavailable
-from maae_tf.masks.celebamask_hq import to_mask
+from maae_tf.data.masks import SOURCES, MaskUnavailable
+from maae_tf.data.masks.celebamask_hq import to_mask
 
 WHEEL_REQUIREMENT = "mediapipe==0.10.21"
 WHEEL_MEMBER = "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite"
@@ -117,7 +117,7 @@ def fetch_segmenter_model(cache: str | None = None, wheel: str | None = None) ->
                 raise RuntimeError(
                     f"could not download {WHEEL_REQUIREMENT} from the package index (offline? a proxy?): "
                     f"{' / '.join(tail)}\nOn a machine with access run `pip download --no-deps "
-                    f"{WHEEL_REQUIREMENT} -d DIR` and then `python -m maae_tf.masks.segmenter --fetch "
+                    f"{WHEEL_REQUIREMENT} -d DIR` and then `python -m maae_tf.data.masks.segmenter --fetch "
                     f"--wheel DIR/<the .whl>`, or copy {MODEL_FILE} (sha256 {MODEL_SHA256}) to {target}")
             wheel = os.path.join(tmp, wheels[0])
         try:
@@ -148,7 +148,7 @@ class Segmenter:
             path, sha256 = model_path(), MODEL_SHA256
             if not os.path.isfile(path):
                 raise ModelNotCached(f"the segmentation model is not cached at {path}: run "
-                                     f"`python -m maae_tf.masks.segmenter --fetch` (downloads {WHEEL_REQUIREMENT} "
+                                     f"`python -m maae_tf.data.masks.segmenter --fetch` (downloads {WHEEL_REQUIREMENT} "
                                      f"with pip, ~36 MB, keeps only the 250 KB model)")
         if sha256 is not None and sha256_of(path) != sha256:
             raise RuntimeError(f"{path} has sha256 {sha256_of(path)}, expected {sha256}: delete it and fetch again")
@@ -212,7 +212,7 @@ def template_landmarks(shape) -> np.ndarray:
     """CelebA's mean 5 landmarks (TEMPLATE_CELEBA5) in an [H, W] aligned photo of any size
     (pixel centres mapped as a resize maps them); ValueError for other proportions, where the
     template says nothing about where the face is."""
-    from maae_tf.faces import ALIGNED_H, ALIGNED_W, TEMPLATE_CELEBA5
+    from maae_tf.data.faces import ALIGNED_H, ALIGNED_W, TEMPLATE_CELEBA5
 
     h, w = shape[:2]
     if abs((w / h) / (ALIGNED_W / ALIGNED_H) - 1.0) > 0.02:
@@ -246,7 +246,7 @@ def head_region(shape, landmarks: np.ndarray, params: dict | None = None) -> np.
 
 class SegmenterSource:
     """The `segmenter` mask source (see the module docstring). `detector`: a callable RGB image →
-    list of maae_tf.faces.Face with `landmarks5` (default: a DlibDetector, made on first use)."""
+    list of maae_tf.data.faces.Face with `landmarks5` (default: a DlibDetector, made on first use)."""
 
     name = "segmenter"
 
@@ -263,7 +263,7 @@ class SegmenterSource:
         import cv2
 
         if self._detector is None:
-            from maae_tf.faces import DlibDetector
+            from maae_tf.data.faces import DlibDetector
 
             self._detector = DlibDetector()
         rgb = image[:, :, :3]
@@ -344,7 +344,7 @@ SOURCES["segmenter"] = make
 def main(argv=None) -> int:
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m maae_tf.masks.segmenter",
+    ap = argparse.ArgumentParser(prog="python -m maae_tf.data.masks.segmenter",
                                  description="Fetch (download + extract + verify) the selfie-segmentation model.")
     ap.add_argument("--fetch", action="store_true", help="download the model into the cache (if not there)")
     ap.add_argument("--wheel", help="read the model from this mediapipe wheel instead of downloading it")

@@ -1,6 +1,6 @@
 """Face + hair IoU of each mask source against hand-made CelebAMask-HQ label maps.
 
-    python -m maae_tf.masks.evaluate --celebamask_hq=DIR \
+    python -m maae_tf.data.masks.evaluate --celebamask_hq=DIR \
         [--sources=celebamask_hq,segmenter,landmarks] [--frame=aligned|native] \
         [--scale=1] [--landmarks=FILE] [--classes=1-15] [--repeats=3] [--out_dir=DIR] [--fetch]
 
@@ -10,7 +10,7 @@ taken to frame the photo). Reference foreground = the map's classes `--classes` 
 
 Sources see what dataset preparation gives them. CelebA-HQ photos are not in CelebA's aligned
 178×218 frame and come without landmarks, so by default (`--frame=aligned`) each photo is brought
-into that frame: dlib's 68-point landmarks (`maae_tf.faces.DlibDetector`, largest face; or the 5
+into that frame: dlib's 68-point landmarks (`maae_tf.data.faces.DlibDetector`, largest face; or the 5
 points of `--landmarks`, lines `N.jpg x1 y1 ... x5 y5` in photo pixels) give CelebA's 5 points and
 the similarity CelebA's own alignment uses (`Face.to_aligned`: eyes and mouth centre onto the
 authors' targets); the photo is area-downscaled and warped into 178×218, the label map warped
@@ -30,7 +30,7 @@ A source that gives no mask for a photo (MaskUnavailable) scores IoU 0 there, an
 Prints one line per photo, the time per image of each source (median of `--repeats` calls, the
 source's own work only: detection and alignment excluded) and, last, `mean_iou SOURCE=<value>`
 per source. Exit status 2 on a bad folder or flag, 1 when a requested source could not be built
-(e.g. the segmentation model is not cached: `--fetch` or `python -m maae_tf.masks.segmenter --fetch`).
+(e.g. the segmentation model is not cached: `--fetch` or `python -m maae_tf.data.masks.segmenter --fetch`).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ import time
 
 import numpy as np
 
-from maae_tf.masks import MaskUnavailable, check_mask, make_source
+from maae_tf.data.masks import MaskUnavailable, check_mask, make_source
 
 DEFAULT_SOURCES = ("celebamask_hq", "segmenter", "landmarks")
 
@@ -102,10 +102,10 @@ class Sample:
     def __init__(self, stem, photo, label_map, classes, points5, frame, scale=1.0):
         import cv2
 
-        from maae_tf.faces import ALIGNED_H, ALIGNED_W, celeba_face, compose, scale_of
-        from maae_tf.faces import apply as apply_t
+        from maae_tf.data.faces import ALIGNED_H, ALIGNED_W, celeba_face, compose, scale_of
+        from maae_tf.data.faces import apply as apply_t
 
-        from maae_tf.masks.celebamask_hq import foreground_of
+        from maae_tf.data.masks.celebamask_hq import foreground_of
 
         self.stem, self.name, self.photo = stem, stem + ".jpg", photo
         h, w = photo.shape[:2]
@@ -168,7 +168,7 @@ def evaluate(folder: str, sources=DEFAULT_SOURCES, frame: str = "aligned", landm
     import cv2
 
     from maae_tf.files import read_image
-    from maae_tf.masks.celebamask_hq import FACE_HAIR, CelebAMaskHQSource
+    from maae_tf.data.masks.celebamask_hq import FACE_HAIR, CelebAMaskHQSource
 
     classes = tuple(classes or FACE_HAIR)
     if frame not in ("aligned", "native"):
@@ -190,7 +190,7 @@ def evaluate(folder: str, sources=DEFAULT_SOURCES, frame: str = "aligned", landm
                 built[spec] = CelebAMaskHQSource(folder, classes)
             else:
                 if kind == "segmenter" and fetch:
-                    from maae_tf.masks.segmenter import fetch_segmenter_model
+                    from maae_tf.data.masks.segmenter import fetch_segmenter_model
 
                     fetch_segmenter_model()
                 built[spec] = make_source(spec, folder)
@@ -210,7 +210,7 @@ def evaluate(folder: str, sources=DEFAULT_SOURCES, frame: str = "aligned", landm
             points5 = given.get(stem)
             how = "given" if points5 is not None else "missing from --landmarks"
         else:
-            from maae_tf.faces import DlibDetector
+            from maae_tf.data.faces import DlibDetector
 
             detector = detector or DlibDetector()
             faces = detector(photo)
@@ -269,7 +269,7 @@ def _write_overlay(out_dir, stem, spec, sample, fg):
 def main(argv=None) -> int:
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m maae_tf.masks.evaluate", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m maae_tf.data.masks.evaluate", description=__doc__.split("\n\n")[0])
     ap.add_argument("--celebamask_hq", required=True, help="folder of N.jpg photos with N.png label maps")
     ap.add_argument("--sources", default=",".join(DEFAULT_SOURCES),
                     help="comma-separated mask sources (a source's options after ':' use '+' instead of ',')")
@@ -283,7 +283,7 @@ def main(argv=None) -> int:
     ap.add_argument("--fetch", action="store_true", help="download the segmentation model when not cached")
     args = ap.parse_args(argv)
 
-    from maae_tf.masks.celebamask_hq import parse_classes
+    from maae_tf.data.masks.celebamask_hq import parse_classes
 
     sources = [s.strip().replace("+", ",") for s in args.sources.split(",") if s.strip()]
     try:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from maae_tf.models.common import LEAKY_SLOPE, channels, conv_act, init, normalize, residual_block
-from maae_tf.models.encoder import RESIDUAL_BLOCKS, latent_channels
+from maae_tf.model.networks.common import LEAKY_SLOPE, channels, conv_act, init, normalize, residual_block
+from maae_tf.model.networks.encoder import RESIDUAL_BLOCKS, latent_channels
 
 UPSAMPLING = ((256, 3), (128, 3))
 

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from maae_tf import visualize
+from maae_tf.evaluation import visualize
 
 
 def global_step(model) -> int:
@@ -152,7 +152,7 @@ class Profiler(keras.callbacks.Callback):
 
 class EditEvaluator(keras.callbacks.Callback):
     """In-training evaluation (config.eval.every): every `every` steps, the editing accuracy and
-    background PSNR of a fixed held-out batch of test images (`maae_tf.scoring.score_batch`, the
+    background PSNR of a fixed held-out batch of test images (`maae_tf.evaluation.scoring.score_batch`, the
     same scores the evaluation command averages) go to TensorBoard (eval/...) and to a progress
     line, so a run whose edits stop working shows it long before its final evaluation.
 
@@ -182,7 +182,7 @@ class EditEvaluator(keras.callbacks.Callback):
 
     def summary(self) -> dict:
         """`scoring.summarize` of the held-out batch (means and counts; None where nothing counts)."""
-        from maae_tf import scoring
+        from maae_tf.evaluation import scoring
 
         h = self.held_out
         s = scoring.score_batch(self.model, h["image"], h["mask"], h["positive"], self.judge, self.column,

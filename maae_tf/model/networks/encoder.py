@@ -14,8 +14,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from maae_tf.lattice import ConvGeometry
-from maae_tf.models.common import channels, conv_act, init, residual_block
+from maae_tf.model.lattice import ConvGeometry
+from maae_tf.model.networks.common import channels, conv_act, init, residual_block
 
 # (out channels, kernel, stride) of the convolutional stem, Table 1.
 STEM = ((64, 7, 1), (128, 3, 2), (256, 3, 2))

@@ -25,7 +25,7 @@ import numpy as np
 from absl import logging
 from keras import layers
 
-from maae_tf.models.common import channels
+from maae_tf.model.networks.common import channels
 
 # VGG16 up to conv4_1: (name, channels) or (name, None) for a 2x2 max pool.
 VGG16_11 = (
@@ -45,7 +45,8 @@ def _caffe_preprocess(x):
     return x - keras.ops.convert_to_tensor(_CAFFE_MEAN_BGR, dtype=x.dtype)
 
 
-def _build(image_size: int, width: float) -> keras.Model:
+def build_features(image_size: int, width: float) -> keras.Model:
+    """The VGG16-11 feature network (conv1_1 … conv4_1) at `width`, with random weights."""
     x_in = keras.Input((image_size, image_size, 3), name="image")
     x = layers.Lambda(_caffe_preprocess, name="caffe_preprocess")(x_in)
     for name, c in VGG16_11:
@@ -110,16 +111,16 @@ def build_identity(config) -> keras.Model:
     source = config.identity.source
     size = config.image_size
     if source == "random":
-        model = _build(size, config.width)
+        model = build_features(size, config.width)
         logging.warning(
             "IDENTITY NETWORK HAS RANDOM WEIGHTS (config.identity.source='random'): the ID loss "
             "compares random VGG features, not face identity. Fine for tests and the synthetic "
             "quickstart; for real faces set identity.source='h5' with VGG-Face weights or 'imagenet'.")
     elif source == "h5":
-        model = _build(size, h5_width(config.identity.weights_path))
+        model = build_features(size, h5_width(config.identity.weights_path))
         load_h5_weights(model, config.identity.weights_path)
     elif source == "imagenet":
-        model = _build(size, 1.0)
+        model = build_features(size, 1.0)
         vgg = keras.applications.VGG16(include_top=False, weights="imagenet", input_shape=(size, size, 3))
         for name in CONV_LAYERS:
             model.get_layer(name).set_weights(vgg.get_layer(name).get_weights())

@@ -14,7 +14,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from maae_tf.models.common import channels, conv_act, init
+from maae_tf.model.networks.common import channels, conv_act, init
 
 NEGATIVE, POSITIVE = 0, 1
 ATTRIBUTE = 2  # a third logit, P(attribute), only with loss.alpha_cls > 0 (docs/method.md §10)

@@ -26,7 +26,7 @@ import os
 
 import numpy as np
 
-from maae_tf.masks import BACKGROUND, FOREGROUND, SOURCES, MaskUnavailable
+from maae_tf.data.masks import BACKGROUND, FOREGROUND, SOURCES, MaskUnavailable
 
 CLASS_NAMES = ("background", "skin", "nose", "eye_g", "l_eye", "r_eye", "l_brow", "r_brow", "l_ear",
                "r_ear", "mouth", "u_lip", "l_lip", "hair", "hat", "ear_r", "neck_l", "neck", "cloth")

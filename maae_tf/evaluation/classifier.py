@@ -29,7 +29,7 @@ test images and that attribute.
 
 Deterministic given the seed: initialisers, shuffling, flips and shifts are all seeded (stateless
 flips and shifts keyed by the example index); on a GPU bit-exactness also needs
-`tf.config.experimental.enable_op_determinism()`, which `maae_tf.evaluate` sets.
+`tf.config.experimental.enable_op_determinism()`, which `maae_tf.evaluation.evaluate` sets.
 
     model, info = for_dataset(config, ["Smiling"])
     judge(model, images, column(info, "smiling"))       # bool [N]
@@ -53,8 +53,8 @@ from keras import layers
 from maae_tf import attributes
 from maae_tf.data import celeba
 from maae_tf.files import write_text_atomic
-from maae_tf.masks.segmenter import cache_dir as cache_root
-from maae_tf.masks.segmenter import sha256_of
+from maae_tf.data.masks.segmenter import cache_dir as cache_root
+from maae_tf.data.masks.segmenter import sha256_of
 
 CHANNELS = (32, 64, 128, 256, 256)
 LEARNING_RATE = 1e-3
@@ -199,7 +199,7 @@ def _source(config, plan: dict, role: int, shuffle_seed: int | None = None) -> t
         max(1, buffer), seed=shuffle_seed, reshuffle_each_iteration=True).repeat()
     if records.is_prepared(config.data_dir):
         manifest = records.check_prepared(config.data_dir)
-        records._check_config(config, manifest)
+        records.check_config(config, manifest)
         keys = records.read_index(config.data_dir)[3]
         table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
             tf.constant(keys, tf.int64), tf.constant(plan["role"].astype(np.int64))), default_value=UNUSED)

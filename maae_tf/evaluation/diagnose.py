@@ -1,0 +1,183 @@
+"""Why an edit does or does not take: three measurements of a trained run on its test images.
+
+    python -m maae_tf.diagnose --workdir=runs/mouth_open64 [--num_images=64]
+
+1. **Gradient shares**: the norm of each weighted term of G's objective (α·∇L over the encoder and
+   decoder weights, `MAAE.generator_terms`) on balanced pairs of test images, and the cosine of the
+   adversarial terms' gradient (GAN, and the attribute term and the GAN term on G(x, 0) where
+   loss.alpha_cls / loss.alpha_gan_reconstruction > 0) with the sum
+   of the others: what is left of the push towards the attribute once reconstruction, cycle and
+   mask have had their say.
+2. **D's heads**: sigmoid of D's NEGATIVE and POSITIVE logits on real negatives, real positives and
+   the edits, and the ROC AUC with which each head tells real positives from real negatives (0.5:
+   the head says nothing about the attribute, only real against fake).
+3. **Where the edit acts**: mean |G(x, +δ0) - G(x, 0)| (images in [-1, 1]) per eighth of the image
+   rows, and the share of that change that falls on the face (1 - background mask) and in the
+   mouth box (rows 5/8-7/8, the middle half of the columns of the 170x170 crop).
+
+Prints the three tables and writes WORKDIR/eval/diagnose.json. Judges nothing (no classifier): the
+evaluation (`maae_tf.evaluation.evaluate`) says whether the edit takes; this says where the step's forces go.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
+
+from maae_tf import attributes
+
+from maae_tf.model import precision
+from maae_tf.data import celeba
+from maae_tf.files import write_text_atomic
+from maae_tf.model.networks import NEGATIVE, POSITIVE
+
+FLAGS = flags.FLAGS
+WEIGHTS = {"vae": "alpha_vae", "gan": "alpha_gan", "id": "alpha_id", "cycle": "alpha_cycle",
+           "mask": "alpha_mask", "cls": "alpha_cls"}
+ADVERSARIAL = ("gan", "cls", "gan_reconstruction")
+
+
+def term_weight(loss_config, name: str) -> float:
+    """The weight of term `name` in G's objective (MAAE.generator_terms): its α, and for the GAN term
+    on G(x, 0) alpha_gan times its own factor."""
+    if name == "gan_reconstruction":
+        return float(loss_config.alpha_gan) * float(loss_config.get("alpha_gan_reconstruction", 0.0))
+    return float(loss_config.get(WEIGHTS[name], 0.0))
+
+
+def roc_auc(scores_positive, scores_negative) -> float:
+    """P(score of a random positive > score of a random negative), ties counting half."""
+    p = np.asarray(scores_positive, np.float64)[:, None]
+    n = np.asarray(scores_negative, np.float64)[None, :]
+    return float(np.mean((p > n) + 0.5 * (p == n)))
+
+
+def gradient_shares(model, x1, x2, m1, m2) -> dict:
+    """{term: norm of α·∇term over G's weights} plus the adversarial-vs-rest cosine."""
+    variables = model.generator_variables
+    with tf.GradientTape(persistent=True) as tape:
+        terms, _ = model.generator_terms(x1, x2, m1, m2)
+    flat = {}
+    for name in (*WEIGHTS, "gan_reconstruction"):
+        weight = term_weight(model.cfg.loss, name)
+        if name in terms and weight:
+            grads = tape.gradient(terms[name], variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            flat[name] = weight * tf.concat([tf.reshape(tf.cast(g, tf.float32), [-1]) for g in grads], 0).numpy()
+    del tape
+    out = {"norm": {name: float(np.linalg.norm(g)) for name, g in flat.items()}}
+    adversarial = sum(g for name, g in flat.items() if name in ADVERSARIAL)
+    rest = sum(g for name, g in flat.items() if name not in ADVERSARIAL)
+    denom = float(np.linalg.norm(adversarial) * np.linalg.norm(rest))
+    out["adversarial_vs_rest_cosine"] = float(np.dot(adversarial, rest) / denom) if denom else None
+    return out
+
+
+def head_scores(model, images) -> np.ndarray:
+    logits = model.discriminator(tf.convert_to_tensor(images, tf.float32), training=False)
+    return tf.sigmoid(tf.cast(logits[:, :2], tf.float32)).numpy()
+
+
+def heads(model, negatives, positives, delta_max: float) -> dict:
+    """Mean sigmoid of each head on reals and edits; each head's AUC between the real classes."""
+    groups = {"real negatives": negatives, "real positives": positives,
+              "negatives +δ0": model.generate(negatives, delta_max).numpy(),
+              "positives -δ0": model.generate(positives, -delta_max).numpy()}
+    scores = {name: head_scores(model, x) for name, x in groups.items()}
+    table = {name: {"NEGATIVE": float(s[:, NEGATIVE].mean()), "POSITIVE": float(s[:, POSITIVE].mean())}
+             for name, s in scores.items()}
+    auc = {"POSITIVE": roc_auc(scores["real positives"][:, POSITIVE], scores["real negatives"][:, POSITIVE]),
+           "NEGATIVE": roc_auc(scores["real negatives"][:, NEGATIVE], scores["real positives"][:, NEGATIVE])}
+    return {"mean_sigmoid": table, "auc_real_classes": auc}
+
+
+def edit_locality(model, images, masks, delta_max: float) -> dict:
+    """Where G(x, +δ0) differs from G(x, 0): per row eighth, on the face, in the mouth box."""
+    change = np.abs(model.generate(images, delta_max).numpy() - model.generate(images, 0.0).numpy()).mean(-1)
+    s = change.shape[1]
+    eighths = [float(change[:, k * s // 8:(k + 1) * s // 8].mean()) for k in range(8)]
+    face = 1.0 - np.asarray(masks, np.float32)[..., 0]
+    mouth = np.zeros_like(change)
+    mouth[:, 5 * s // 8:7 * s // 8, s // 4:3 * s // 4] = 1.0
+    total = float(change.sum())
+    return {"mean_change": float(change.mean()), "per_row_eighth": eighths,
+            "share_on_face": float((change * face).sum() / total) if total else None,
+            "face_area": float(face.mean()),
+            "share_in_mouth_box": float((change * mouth).sum() / total) if total else None,
+            "mouth_box_area": float(mouth.mean())}
+
+
+def diagnose(workdir: str, num_images: int = 64) -> dict:
+    from maae_tf.model.maae import load_from_workdir
+
+    with precision.policy_scope("float32"):
+        model, cfg, step = load_from_workdir(workdir, with_identity=cfg_has_local_identity(workdir))
+        attr = attributes.resolve(cfg.attr)
+        batch = next(iter(celeba.images_dataset(cfg, split="test", limit=num_images, batch_size=num_images)))
+        positive = batch["labels"].numpy()[:, attributes.index(attr)] > 0.5
+        images, masks = batch["image"].numpy(), batch["mask"].numpy()
+        negatives, positives = images[~positive], images[positive]
+        n = min(len(negatives), len(positives))
+        if n == 0:
+            raise ValueError(f"the first {num_images} test images of {cfg.data_dir} hold only one class of {attr}")
+        pair = [tf.constant(a[:n]) for a in (negatives, positives, masks[~positive], masks[positive])]
+        return {"workdir": workdir, "step": step, "attribute": attr, "pairs": n,
+                "gradients": gradient_shares(model, *pair),
+                "heads": heads(model, negatives, positives, cfg.delta_max),
+                "locality": edit_locality(model, images, masks, cfg.delta_max)}
+
+
+def cfg_has_local_identity(workdir: str) -> bool:
+    """F_ID is rebuilt for the gradient table only where it needs no download."""
+    from maae_tf.config import load_workdir_config
+
+    return load_workdir_config(workdir).identity.source in ("random", "h5")
+
+
+def report(d: dict) -> str:
+    g, h, loc = d["gradients"], d["heads"], d["locality"]
+    total = sum(g["norm"].values()) or 1.0
+    lines = [f"{d['workdir']} at step {d['step']}: {d['attribute']}, {d['pairs']} test pairs",
+             "", "1. gradient of each weighted term of G's objective (norm over G's weights)"]
+    lines += [f"   {name:<6} {norm:10.4g}  ({100 * norm / total:5.1f} % of the sum of norms)"
+              for name, norm in sorted(g["norm"].items(), key=lambda kv: -kv[1])]
+    cos = g["adversarial_vs_rest_cosine"]
+    lines.append(f"   cosine(adversarial terms, the others) = {'n/a' if cos is None else f'{cos:+.3f}'}")
+    lines += ["", "2. D's heads: mean sigmoid                NEGATIVE   POSITIVE"]
+    lines += [f"   {name:<38} {v['NEGATIVE']:8.3f}   {v['POSITIVE']:8.3f}" for name, v in h["mean_sigmoid"].items()]
+    lines.append(f"   AUC real positives vs real negatives: POSITIVE head {h['auc_real_classes']['POSITIVE']:.3f}, "
+                 f"NEGATIVE head {h['auc_real_classes']['NEGATIVE']:.3f} (0.5 = blind to the attribute)")
+    lines += ["", f"3. |G(x, +δ0) - G(x, 0)|: mean {loc['mean_change']:.4f}; per row eighth, top to bottom: "
+              + " ".join(f"{v:.3f}" for v in loc["per_row_eighth"])]
+    if loc["share_on_face"] is not None:
+        lines.append(f"   share on the face {loc['share_on_face']:.3f} (face area {loc['face_area']:.3f}); "
+                     f"in the mouth box {loc['share_in_mouth_box']:.3f} (box area {loc['mouth_box_area']:.3f})")
+    return "\n".join(lines)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    try:
+        d = diagnose(FLAGS.workdir, FLAGS.num_images)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    out = os.path.join(FLAGS.workdir, "eval")
+    os.makedirs(out, exist_ok=True)
+    write_text_atomic(os.path.join(out, "diagnose.json"), json.dumps(d, indent=2))
+    print(report(d))
+
+
+def define_flags() -> None:
+    flags.DEFINE_string("workdir", None, "Training run folder (config.json, checkpoints/).", required=True)
+    flags.DEFINE_integer("num_images", 64, "Test images (both classes are paired up to the smaller count).")
+
+
+def run():
+    define_flags()
+    app.run(main)
