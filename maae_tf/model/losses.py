@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from maae_tf.model.networks.discriminator import ATTRIBUTE, NEGATIVE, POSITIVE
+
 
 def l1(a, b):
     """Mean absolute difference |a - b|_1 (per element)."""
@@ -97,3 +99,31 @@ def attribute_loss(logits_should_have, logits_should_lack):
       The sum of the two mean BCEs.
     """
     return bce_logits(logits_should_have, 1.0) + bce_logits(logits_should_lack, 0.0)
+
+
+def generator_objective(terms: dict, w) -> tf.Tensor:
+    """G's objective (Eq. 6) from its unweighted terms and the run's loss weights `w` (config.loss):
+    α1·L_VAE + α2·L_GAN + α3·L_ID + α4·L_Cycle + α5·L_Mask, plus the optional attribute term
+    (loss.alpha_cls) and the GAN term of the reconstructions (loss.alpha_gan_reconstruction)."""
+    g_loss = (w.alpha_vae * terms["vae"] + w.alpha_gan * terms["gan"] + w.alpha_id * terms["id"]
+              + w.alpha_cycle * terms["cycle"] + w.alpha_mask * terms["mask"])
+    if w.alpha_cls:
+        g_loss += w.alpha_cls * terms["cls"]
+    if w.alpha_gan_reconstruction:
+        g_loss += w.alpha_gan * w.alpha_gan_reconstruction * terms["gan_reconstruction"]
+    return g_loss
+
+
+def discriminator_objective(judged: dict, w) -> tf.Tensor:
+    """D's loss from its logits of `judged["real_negatives"]`, `["real_positives"]`, `["to_positive"]`
+    (edits with δ > 0) and `["to_negative"]` (δ < 0), with the run's loss weights `w`: the GAN pair
+    (Eq. 3), the other class's real faces (loss.d_other_class) and the attribute logit learnt from
+    real faces only (loss.alpha_cls)."""
+    real_neg, real_pos = judged["real_negatives"], judged["real_positives"]
+    d_loss = discriminator_gan_loss(real_neg[:, NEGATIVE], real_pos[:, POSITIVE],
+                                    judged["to_positive"][:, POSITIVE], judged["to_negative"][:, NEGATIVE])
+    if w.d_other_class:
+        d_loss += w.d_other_class * discriminator_other_class_loss(real_neg[:, POSITIVE], real_pos[:, NEGATIVE])
+    if w.alpha_cls:
+        d_loss += attribute_loss(real_pos[:, ATTRIBUTE], real_neg[:, ATTRIBUTE])
+    return d_loss

@@ -5,12 +5,15 @@
 where M is the partial dilated lattice (paper §3.2, `maae_tf.model.lattice`). One model edits one
 attribute; δ > 0 adds it, δ < 0 removes it, δ = 0 reconstructs.
 
-`train_step` is one alternating update (paper §3.5): the generator En/De on Eq. 6,
+`train_step` is one alternating update (paper §3.5), a recipe of named steps: `imagine` makes
+every image G needs (`Generated`: reconstructions, the edits at ±δ0, the cycle's round trips),
+`judge` runs D on named groups of them, `generator_terms` turns both into the terms of Eq. 6,
 
-    α1·L_VAE + α2·L_GAN + α3·L_ID + α4·L_Cycle + α5·L_Mask,
+    α1·L_VAE + α2·L_GAN + α3·L_ID + α4·L_Cycle + α5·L_Mask   (losses.generator_objective),
 
-then the attribute-aware discriminator (docs/method.md §4) on real negatives x1 /
-positives x2 against the edits, each judged at the head of δ's sign: G(x1, +δ0), G(x2, +δ0) at
+`update_generator` takes Adam's step on it, and `update_discriminator` one on the attribute-aware
+discriminator (docs/method.md §4, losses.discriminator_objective): real negatives x1 and
+positives x2 against the edits, detached, each judged at the head of δ's sign: G(x1, +δ0), G(x2, +δ0) at
 POSITIVE and G(x2, -δ0), G(x1, -δ0) at NEGATIVE (adversarial_edits="all"; "flipping" judges only
 the two edits that flip the label). Each batch is a dict of balanced pairs
 {"x1": negatives, "x2": positives, "m1", "m2": their background masks (1 = background)}.
@@ -18,18 +21,17 @@ the two edits that flip the label). Each batch is a dict of balanced pairs
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 
 import keras
 import tensorflow as tf
 
-from maae_tf.model import lattice
-
-from maae_tf.model import losses
 from maae_tf.config import load_workdir_config
+from maae_tf.model import lattice, losses
 from maae_tf.model.networks import (ATTRIBUTE, NEGATIVE, POSITIVE, build_decoder, build_discriminator, build_encoder,
-                            build_identity, encoder_geometry)
+                                    build_identity, encoder_geometry)
 
 LOSS_TERMS = ("g_loss", "d_loss", "vae", "kl", "reconstruction", "gan", "id", "cycle", "mask",
               "d_accuracy")
@@ -101,129 +103,165 @@ class MAAE(keras.Model):
     def metrics(self):
         return list(self.trackers.values())
 
-    def generator_terms(self, x1, x2, m1, m2):
-        """Every term of G's objective (Eq. 6) for one batch of pairs, unweighted, with g_loss their
-        weighted sum; and the edits D judges, (to_positive, to_negative). Called inside the
-        gradient tape of `train_step` (and by `maae_tf.evaluation.diagnose`, which weighs each term's gradient)."""
-        cfg, w = self.cfg, self.cfg.loss
-        d0 = cfg.delta_max
-        b = tf.shape(x1)[0]
-        # 1. En(x) with the VAE's reparameterisation z = μ + σ·ε (Eq. 2)
+    def batched(self, network, named: dict, training: bool | None = True) -> dict:
+        """`network` on the named batches in ONE call (they are concatenated along the batch), its
+        output (each output, for a network with several) split back by name. training=None calls
+        the network without the argument (the frozen F_ID)."""
+        sizes = tf.stack([tf.shape(v)[0] for v in named.values()])
+        kwargs = {} if training is None else {"training": training}
+        out = network(tf.concat(list(named.values()), 0), **kwargs)
+        if isinstance(out, (tuple, list)):
+            return dict(zip(named, zip(*(tf.split(o, sizes) for o in out))))
+        return dict(zip(named, tf.split(out, sizes)))
+
+    def sample_latent(self, mu, logvar, kind: int):
+        """z = μ + σ·ε (Eq. 2), ε this step's draw number `kind` (`noise`)."""
+        return mu + tf.exp(0.5 * logvar) * tf.cast(self.noise(kind, tf.shape(mu)), mu.dtype)
+
+    def imagine(self, x1, x2) -> Generated:
+        """Every image G makes in one training step from negatives x1 and positives x2 (Generated):
+        the VAE's reconstructions, the edits at ±δ0, and the cycle's round trips."""
+        cfg, d0 = self.cfg, self.cfg.delta_max
+        # 1. En(x) and the VAE's reparameterisation, one draw for x1 and one for x2
         mu, logvar = self.encoder(tf.concat([x1, x2], 0), training=True)
-        half = tf.shape(mu[:b])
-        eps = tf.concat([self.noise(1, half), self.noise(2, half)], 0)  # for x1, for x2
-        z = mu + tf.exp(0.5 * logvar) * tf.cast(eps, mu.dtype)
-        z1, z2 = z[:b], z[b:]
+        (mu1, mu2), (logvar1, logvar2) = tf.split(mu, 2), tf.split(logvar, 2)
+        z1, z2 = self.sample_latent(mu1, logvar1, kind=1), self.sample_latent(mu2, logvar2, kind=2)
         # 2. one decoder call for the reconstructions G(x, 0), the flipping edits G(x1, +δ0),
         #    G(x2, -δ0), the keeping edits G(x1, -δ0), G(x2, +δ0) (adversarial_edits="all": without
         #    them a generator that inverts whatever δ is passes every loss, docs/method.md §4) and
         #    the cycle's first edits at d ~ U(0, δ0] (cycle_strength="random", paper §3.2)
         latents = {"r1": z1, "r2": z2, "p1": self.shift(z1, d0), "n2": self.shift(z2, -d0)}
-        all_edits = cfg.adversarial_edits == "all"
-        if all_edits:
+        if cfg.adversarial_edits == "all":
             latents.update(n1=self.shift(z1, -d0), p2=self.shift(z2, d0))
         if cfg.cycle_strength == "random":
-            d = d0 * (1.0 - self.noise(3, tf.reshape(b, [1]), uniform=True))
+            d = d0 * (1.0 - self.noise(3, tf.reshape(tf.shape(x1)[0], [1]), uniform=True))
             latents.update(q1=self.shift(z1, d), q2=self.shift(z2, -d))
         else:
             d = d0
-        out = dict(zip(latents, tf.split(self.decoder(tf.concat(list(latents.values()), 0), training=True),
-                                         len(latents))))
-        r1, r2, p1, n2 = out["r1"], out["r2"], out["p1"], out["n2"]
-        q1, q2 = out.get("q1", p1), out.get("q2", n2)
-        if all_edits:
-            n1, p2 = out["n1"], out["p2"]
-            to_positive, to_negative = [p1, p2], [n2, n1]
-        else:
-            to_positive, to_negative = [p1], [n2]
-        # 3. the way back of the cycle: G^-(G^+(x1)) and G^+(G^-(x2)) (Eq. 4), from the edit's mean
-        mu_q, _ = self.encoder(tf.concat([q1, q2], 0), training=True)
-        c1, c2 = tf.split(self.decoder(tf.concat([self.shift(mu_q[:b], -d), self.shift(mu_q[b:], d)], 0),
-                                       training=True), 2)
-        # 4. D on every edit, each at the head of δ's sign (and on the reconstructions G(x1, 0),
-        #    G(x2, 0), each at the head of its own class, when loss.alpha_gan_reconstruction > 0)
-        n_pos, n_edits = len(to_positive) * b, (len(to_positive) + len(to_negative)) * b
-        recon_gan = bool(w.alpha_gan_reconstruction)
-        logits = self.discriminator(tf.concat(to_positive + to_negative + ([r1, r2] if recon_gan else []), 0),
-                                    training=True)
-        logits_pos, logits_neg, logits_recon = logits[:n_pos], logits[n_pos:n_edits], logits[n_edits:]
-        # 5. the terms
-        t = {"kl": losses.kl_divergence(mu, logvar),
+        out = self.batched(self.decoder, latents)
+        # 3. the way back of the cycle (Eq. 4), from the mean of each first edit
+        q1, q2 = out.get("q1", out["p1"]), out.get("q2", out["n2"])
+        back = self.batched(self.encoder, {"q1": q1, "q2": q2})
+        cycled = self.batched(self.decoder, {"c1": self.shift(back["q1"][0], -d), "c2": self.shift(back["q2"][0], d)})
+        return Generated(mu=mu, logvar=logvar, reconstructed=(out["r1"], out["r2"]),
+                         flipped=(out["p1"], out["n2"]),
+                         kept=(out["n1"], out["p2"]) if "n1" in out else (),
+                         cycled=(cycled["c1"], cycled["c2"]))
+
+    def judge(self, **groups) -> dict:
+        """D's logits [n, heads] for each named group of image batches, in one call."""
+        return self.batched(self.discriminator, {name: tf.concat(images, 0) for name, images in groups.items()})
+
+    def generator_terms(self, x1, x2, m1, m2):
+        """Every term of G's objective (Eq. 6) for one batch of pairs, unweighted, with g_loss their
+        weighted sum; and the edits D judges, (to_positive, to_negative). Called inside the
+        gradient tape of `update_generator` (and by `maae_tf.evaluation.diagnose`, which weighs each
+        term's gradient)."""
+        w = self.cfg.loss
+        g = self.imagine(x1, x2)
+        (r1, r2), (p1, n2), (c1, c2) = g.reconstructed, g.flipped, g.cycled
+        # D on every edit, each at the head of δ's sign, and on the reconstructions, each at the
+        # head of its own class (only with loss.alpha_gan_reconstruction > 0: docs/method.md §10)
+        judged = self.judge(to_positive=g.to_positive, to_negative=g.to_negative,
+                            **({"r1": [r1], "r2": [r2]} if w.alpha_gan_reconstruction else {}))
+        if self.identity is not None:
+            features = self.batched(self.identity, {"x1": x1, "x2": x2, "p1": p1, "n2": n2}, training=None)
+        t = {"kl": losses.kl_divergence(g.mu, g.logvar),
              "reconstruction": losses.l1(r1, x1) + losses.l1(r2, x2)}
         t["vae"] = losses.vae_loss(t["kl"], t["reconstruction"], w.lambda_kl, w.lambda_rec)           # Eq. 2
-        t["gan"] = losses.generator_gan_loss(logits_pos[:, POSITIVE], logits_neg[:, NEGATIVE])         # Eq. 3
+        t["gan"] = losses.generator_gan_loss(judged["to_positive"][:, POSITIVE],                      # Eq. 3
+                                             judged["to_negative"][:, NEGATIVE])
         if self.identity is not None:                                                                 # Eq. 5
-            f_x1, f_x2, f_p1, f_n2 = tf.split(self.identity(tf.concat([x1, x2, p1, n2], 0)), 4)
-            t["id"] = losses.identity_loss(f_x1, f_p1) + losses.identity_loss(f_x2, f_n2)
+            t["id"] = (losses.identity_loss(features["x1"], features["p1"])
+                       + losses.identity_loss(features["x2"], features["n2"]))
         else:  # identity.source="none": no F_ID (docs/method.md §10)
             t["id"] = tf.constant(0.0)
         t["cycle"] = losses.l1(c1, x1) + losses.l1(c2, x2)                                            # Eq. 4
-        t["mask"] = (losses.mask_loss(p1, x1, m1) + losses.mask_loss(n2, x2, m2)                      # Eq. 1
-                     + losses.mask_loss(r1, x1, m1) + losses.mask_loss(r2, x2, m2))
-        if all_edits:
-            t["mask"] += losses.mask_loss(n1, x1, m1) + losses.mask_loss(p2, x2, m2)
-        t["g_loss"] = (w.alpha_vae * t["vae"] + w.alpha_gan * t["gan"] + w.alpha_id * t["id"]         # Eq. 6
-                       + w.alpha_cycle * t["cycle"] + w.alpha_mask * t["mask"])
-        if w.alpha_cls:
-            # D's attribute logit must read every edit as δ's sign (docs/method.md §10)
-            t["cls"] = losses.attribute_loss(logits_pos[:, ATTRIBUTE], logits_neg[:, ATTRIBUTE])
-            t["g_loss"] += w.alpha_cls * t["cls"]
-        if recon_gan:
-            # G(x, 0) must pass the head of x's own class: without it the reconstruction of an open
-            # mouth reads as closed to the judge (docs/method.md §10)
-            recon_neg, recon_pos = logits_recon[:b], logits_recon[b:]
-            t["gan_reconstruction"] = losses.generator_gan_loss(recon_pos[:, POSITIVE], recon_neg[:, NEGATIVE])
-            t["g_loss"] += w.alpha_gan * w.alpha_gan_reconstruction * t["gan_reconstruction"]
-        return t, (to_positive, to_negative)
+        t["mask"] = sum(losses.mask_loss(image, x, m)                                                 # Eq. 1
+                        for image, x, m in g.with_their_inputs((x1, m1), (x2, m2)))
+        if w.alpha_cls:  # D's attribute logit must read every edit as δ's sign (docs/method.md §10)
+            t["cls"] = losses.attribute_loss(judged["to_positive"][:, ATTRIBUTE], judged["to_negative"][:, ATTRIBUTE])
+        if w.alpha_gan_reconstruction:
+            t["gan_reconstruction"] = losses.generator_gan_loss(judged["r2"][:, POSITIVE], judged["r1"][:, NEGATIVE])
+        t["g_loss"] = losses.generator_objective(t, w)                                                # Eq. 6
+        return t, (g.to_positive, g.to_negative)
 
     def discriminator_terms(self, x1, x2, to_positive, to_negative):
         """D's loss on real negatives x1, real positives x2 and the (detached) edits; and its accuracy."""
-        w = self.cfg.loss
-        b = tf.shape(x1)[0]
-        n_pos = len(to_positive) * b
-        logits = self.discriminator(tf.concat([x1, x2] + to_positive + to_negative, 0), training=True)
-        real_neg, real_pos = logits[:b], logits[b:2 * b]
-        fake_pos, fake_neg = logits[2 * b:2 * b + n_pos], logits[2 * b + n_pos:]
-        d_loss = losses.discriminator_gan_loss(real_neg[:, NEGATIVE], real_pos[:, POSITIVE],
-                                               fake_pos[:, POSITIVE], fake_neg[:, NEGATIVE])
-        if w.d_other_class:
-            # each head also rejects the OTHER class's real faces: without this only the edits tell
-            # the POSITIVE head that a real closed mouth is not "positive" (docs/method.md §10)
-            d_loss += w.d_other_class * losses.discriminator_other_class_loss(real_neg[:, POSITIVE],
-                                                                              real_pos[:, NEGATIVE])
-        if w.alpha_cls:  # the attribute logit learns from real faces only
-            d_loss += losses.attribute_loss(real_pos[:, ATTRIBUTE], real_neg[:, ATTRIBUTE])
+        judged = self.judge(real_negatives=[x1], real_positives=[x2], to_positive=to_positive, to_negative=to_negative)
+        d_loss = losses.discriminator_objective(judged, self.cfg.loss)
+        real_neg, real_pos = judged["real_negatives"], judged["real_positives"]
         d_accuracy = tf.reduce_mean(tf.cast(tf.concat(
-            [real_neg[:, NEGATIVE] > 0, real_pos[:, POSITIVE] > 0, fake_pos[:, POSITIVE] < 0,
-             fake_neg[:, NEGATIVE] < 0], 0), tf.float32))
+            [real_neg[:, NEGATIVE] > 0, real_pos[:, POSITIVE] > 0, judged["to_positive"][:, POSITIVE] < 0,
+             judged["to_negative"][:, NEGATIVE] < 0], 0), tf.float32))
         return d_loss, d_accuracy
 
-    def train_step(self, data):
-        """One alternating update: G on Eq. 6, then D on the same (detached) edits (paper §3.5)."""
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        x1, x2, m1, m2 = x["x1"], x["x2"], x["m1"], x["m2"]
-        # under tf.distribute each replica's share of the global mean (losses.py)
-        inv_replicas = 1.0 / tf.distribute.get_strategy().num_replicas_in_sync
-
+    def update_generator(self, x1, x2, m1, m2):
+        """One step of Adam on G's objective; returns its terms and the edits D is to judge."""
         with tf.GradientTape() as tape:
-            terms, (to_positive, to_negative) = self.generator_terms(x1, x2, m1, m2)
-            # times the loss scale under float16 (else 1)
-            g_scaled = self.g_optimizer.scale_loss(terms["g_loss"] * inv_replicas)
-        g_vars = self.generator_variables
-        self.g_optimizer.apply_gradients(zip(tape.gradient(g_scaled, g_vars), g_vars))
+            terms, edits = self.generator_terms(x1, x2, m1, m2)
+            scaled = self.g_optimizer.scale_loss(replica_share(terms["g_loss"]))  # × the loss scale (float16)
+        variables = self.generator_variables
+        self.g_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        return terms, edits
 
+    def update_discriminator(self, x1, x2, to_positive, to_negative):
+        """One step of Adam on D's loss, against the edits detached from G; returns (loss, accuracy)."""
         to_positive = [tf.stop_gradient(e) for e in to_positive]
         to_negative = [tf.stop_gradient(e) for e in to_negative]
         with tf.GradientTape() as tape:
             d_loss, d_accuracy = self.discriminator_terms(x1, x2, to_positive, to_negative)
-            d_scaled = self.d_optimizer.scale_loss(d_loss * inv_replicas)
-        d_vars = self.discriminator.trainable_variables
-        self.d_optimizer.apply_gradients(zip(tape.gradient(d_scaled, d_vars), d_vars))
+            scaled = self.d_optimizer.scale_loss(replica_share(d_loss))
+        variables = self.discriminator.trainable_variables
+        self.d_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        return d_loss, d_accuracy
 
+    def train_step(self, data):
+        """One alternating update (paper §3.5): G on Eq. 6, then D on the same edits, detached."""
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        terms, (to_positive, to_negative) = self.update_generator(x["x1"], x["x2"], x["m1"], x["m2"])
+        d_loss, d_accuracy = self.update_discriminator(x["x1"], x["x2"], to_positive, to_negative)
         values = dict(terms, d_loss=d_loss, d_accuracy=d_accuracy)
         for name, tracker in self.trackers.items():
             tracker.update_state(values[name])
         return {name: t.result() for name, t in self.trackers.items()}
+
+
+def replica_share(loss):
+    """This replica's share of a global mean under tf.distribute (losses.py): loss / replicas."""
+    return loss * (1.0 / tf.distribute.get_strategy().num_replicas_in_sync)
+
+
+@dataclasses.dataclass(frozen=True)
+class Generated:
+    """The images G makes in one training step from negatives x1 and positives x2 (`MAAE.imagine`)."""
+
+    mu: tf.Tensor            # En's means of [x1; x2]
+    logvar: tf.Tensor        # and log variances
+    reconstructed: tuple     # G(x1, 0), G(x2, 0)
+    flipped: tuple           # G(x1, +δ0), G(x2, -δ0): the edits that flip the label
+    kept: tuple              # G(x1, -δ0), G(x2, +δ0) with adversarial_edits="all", else ()
+    cycled: tuple            # G(G(x1, +d), -d), G(G(x2, -d), +d)
+
+    @property
+    def to_positive(self) -> list:
+        """The edits made with δ > 0, judged at D's POSITIVE head: G(x1, +δ0) [, G(x2, +δ0)]."""
+        return [self.flipped[0]] + list(self.kept[1:])
+
+    @property
+    def to_negative(self) -> list:
+        """The edits made with δ < 0, judged at D's NEGATIVE head: G(x2, -δ0) [, G(x1, -δ0)]."""
+        return [self.flipped[1]] + list(self.kept[:1])
+
+    def with_their_inputs(self, first, second):
+        """(image, x, background mask of x) for every image the mask loss compares with its input;
+        `first` = (x1, m1), `second` = (x2, m2)."""
+        (p1, n2), (r1, r2) = self.flipped, self.reconstructed
+        pairs = [(p1, *first), (n2, *second), (r1, *first), (r2, *second)]
+        if self.kept:
+            n1, p2 = self.kept
+            pairs += [(n1, *first), (p2, *second)]
+        return pairs
 
 
 def learning_rate(config):
