@@ -21,7 +21,9 @@ from maae_tf.training import distribute
 
 REPO = Path(__file__).resolve().parents[1]
 WORKER = str(REPO / "tests" / "dist_worker.py")
-ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+# the worker runs as a script: PYTHONPATH makes it import this checkout's maae_tf, as `-m` with cwd=REPO does
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
+           PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
 
 
 def free_ports(n):
