@@ -91,6 +91,9 @@ def base_config() -> ml_collections.ConfigDict:
     # weight (times alpha_gan) of G's GAN term on its reconstructions G(x, 0), each judged at the head
     # of x's own class (0 = the paper's: only the edits face D)
     c.loss.alpha_gan_reconstruction = 0.0
+    # DiffAugment of every image D sees, real or generated, in both steps: "" (the paper's) or a
+    # comma-separated policy of "translation", "cutout" (maae_tf/augment.py)
+    c.loss.d_augment = ""
 
     # --- optimisation ---
     c.learning_rate = 1e-4
@@ -131,9 +134,10 @@ def base_config() -> ml_collections.ConfigDict:
 
 def check(c: ml_collections.ConfigDict) -> None:
     """Raises ValueError naming the first setting that cannot work."""
-    from maae_tf import attributes
+    from maae_tf import attributes, augment
 
     attributes.resolve(c.attr)
+    augment.parse(c.loss.get("d_augment", ""))
     if c.image_size % 32 or c.image_size < 32:
         raise ValueError(f"image_size must be a positive multiple of 32, got {c.image_size}")
     if c.split_protocol not in ("official", "paper"):

@@ -24,7 +24,7 @@ import re
 import keras
 import tensorflow as tf
 
-from maae_tf import lattice, losses
+from maae_tf import augment, lattice, losses
 from maae_tf.config import load_workdir_config
 from maae_tf.models import (ATTRIBUTE, NEGATIVE, POSITIVE, build_decoder, build_discriminator, build_encoder,
                             build_identity, encoder_geometry)
@@ -47,6 +47,8 @@ class MAAE(keras.Model):
             identity = build_identity(config)
         self.identity = identity or None
         self.lattice = lattice.lattice_mask(encoder_geometry(), config.image_size, config.delta_mask)
+        # DiffAugment of what D sees, in both steps ("" = none; maae_tf/augment.py)
+        self.d_policy = augment.parse(config.loss.get("d_augment", ""))
         terms = (LOSS_TERMS + (("cls",) if config.loss.alpha_cls else ())
                  + (("gan_reconstruction",) if config.loss.alpha_gan_reconstruction else ()))
         self.trackers = {name: keras.metrics.Mean(name=name) for name in terms}
@@ -84,6 +86,14 @@ class MAAE(keras.Model):
         full_shape = tf.concat([[b * replicas], shape[1:]], 0)
         draw = (tf.random.stateless_uniform if uniform else tf.random.stateless_normal)(full_shape, seed)
         return draw[rid * b:(rid + 1) * b]
+
+    def judge(self, images, step_kind: int):
+        """D's logits of images, augmented first where loss.d_augment asks (step_kind 0: G's step,
+        1: D's step; each draws its own translations and cutouts)."""
+        if self.d_policy:
+            draw = lambda part, n: self.noise(100 + 10 * step_kind + part, tf.reshape(n, [1]), uniform=True)
+            images = augment.augment(images, self.d_policy, draw)
+        return self.discriminator(images, training=True)
 
     def compile(self, g_optimizer, d_optimizer, **kwargs):
         # optimizer=None: no unused default optimizer is created (and checkpointed).
@@ -142,8 +152,7 @@ class MAAE(keras.Model):
         #    G(x2, 0), each at the head of its own class, when loss.alpha_gan_reconstruction > 0)
         n_pos, n_edits = len(to_positive) * b, (len(to_positive) + len(to_negative)) * b
         recon_gan = bool(w.alpha_gan_reconstruction)
-        logits = self.discriminator(tf.concat(to_positive + to_negative + ([r1, r2] if recon_gan else []), 0),
-                                    training=True)
+        logits = self.judge(tf.concat(to_positive + to_negative + ([r1, r2] if recon_gan else []), 0), 0)
         logits_pos, logits_neg, logits_recon = logits[:n_pos], logits[n_pos:n_edits], logits[n_edits:]
         # 5. the terms
         t = {"kl": losses.kl_divergence(mu, logvar),
@@ -179,7 +188,7 @@ class MAAE(keras.Model):
         w = self.cfg.loss
         b = tf.shape(x1)[0]
         n_pos = len(to_positive) * b
-        logits = self.discriminator(tf.concat([x1, x2] + to_positive + to_negative, 0), training=True)
+        logits = self.judge(tf.concat([x1, x2] + to_positive + to_negative, 0), 1)
         real_neg, real_pos = logits[:b], logits[b:2 * b]
         fake_pos, fake_neg = logits[2 * b:2 * b + n_pos], logits[2 * b + n_pos:]
         d_loss = losses.discriminator_gan_loss(real_neg[:, NEGATIVE], real_pos[:, POSITIVE],
