@@ -24,7 +24,8 @@ def test_config_files_are_valid_and_differ_where_documented():
     assert dict(celeba.loss) == dict(alpha_vae=0.1, alpha_gan=10.0, alpha_id=20.0, alpha_cycle=80.0,
                                      alpha_mask=80.0, lambda_kl=0.1, lambda_rec=80.0,
                                      d_other_class=0.0, alpha_cls=0.0,  # the paper's D: no extra terms
-                                     alpha_gan_reconstruction=0.0)  # nor a GAN term on G(x, 0)
+                                     alpha_gan_reconstruction=0.0,  # nor a GAN term on G(x, 0)
+                                     d_augment="")  # nor augmentation of D's inputs
     assert celeba.init == "normal" and celeba.delta_mask == "lattice"
     assert quick.image_size == 64 and quick.synthetic.build_if_missing
     # the real-faces recipe: the paper's protocol on a user-given prepared folder

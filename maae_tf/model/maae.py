@@ -29,7 +29,7 @@ import keras
 import tensorflow as tf
 
 from maae_tf.config import load_workdir_config
-from maae_tf.model import lattice, losses
+from maae_tf.model import augment, lattice, losses
 from maae_tf.model.networks import (ATTRIBUTE, NEGATIVE, POSITIVE, build_decoder, build_discriminator, build_encoder,
                                     build_identity, encoder_geometry)
 
@@ -51,6 +51,8 @@ class MAAE(keras.Model):
             identity = build_identity(config)
         self.identity = identity or None
         self.lattice = lattice.lattice_mask(encoder_geometry(), config.image_size, config.delta_mask)
+        # DiffAugment of what D sees, in both steps ("" = none; maae_tf/model/augment.py)
+        self.d_policy = augment.parse(config.loss.get("d_augment", ""))
         terms = (LOSS_TERMS + (("cls",) if config.loss.alpha_cls else ())
                  + (("gan_reconstruction",) if config.loss.alpha_gan_reconstruction else ()))
         self.trackers = {name: keras.metrics.Mean(name=name) for name in terms}
@@ -148,9 +150,17 @@ class MAAE(keras.Model):
                          kept=(out["n1"], out["p2"]) if "n1" in out else (),
                          cycled=(cycled["c1"], cycled["c2"]))
 
-    def judge(self, **groups) -> dict:
-        """D's logits [n, heads] for each named group of image batches, in one call."""
-        return self.batched(self.discriminator, {name: tf.concat(images, 0) for name, images in groups.items()})
+    def judge(self, step: str, **groups) -> dict:
+        """D's logits [n, heads] for each named group of image batches, in one call; in G's or D's
+        `step` ("generator", "discriminator"), each drawing its own augmentation where
+        loss.d_augment asks for one."""
+        network = self.discriminator
+        if self.d_policy:
+            kind = {"generator": 100, "discriminator": 110}[step]
+            draw = lambda part, n: self.noise(kind + part, tf.reshape(n, [1]), uniform=True)
+            network = lambda images, training: self.discriminator(augment.augment(images, self.d_policy, draw),
+                                                                  training=training)
+        return self.batched(network, {name: tf.concat(images, 0) for name, images in groups.items()})
 
     def generator_terms(self, x1, x2, m1, m2):
         """Every term of G's objective (Eq. 6) for one batch of pairs, unweighted, with g_loss their
@@ -162,7 +172,7 @@ class MAAE(keras.Model):
         (r1, r2), (p1, n2), (c1, c2) = g.reconstructed, g.flipped, g.cycled
         # D on every edit, each at the head of δ's sign, and on the reconstructions, each at the
         # head of its own class (only with loss.alpha_gan_reconstruction > 0: docs/method.md §10)
-        judged = self.judge(to_positive=g.to_positive, to_negative=g.to_negative,
+        judged = self.judge("generator", to_positive=g.to_positive, to_negative=g.to_negative,
                             **({"r1": [r1], "r2": [r2]} if w.alpha_gan_reconstruction else {}))
         if self.identity is not None:
             features = self.batched(self.identity, {"x1": x1, "x2": x2, "p1": p1, "n2": n2}, training=None)
@@ -188,7 +198,8 @@ class MAAE(keras.Model):
 
     def discriminator_terms(self, x1, x2, to_positive, to_negative):
         """D's loss on real negatives x1, real positives x2 and the (detached) edits; and its accuracy."""
-        judged = self.judge(real_negatives=[x1], real_positives=[x2], to_positive=to_positive, to_negative=to_negative)
+        judged = self.judge("discriminator", real_negatives=[x1], real_positives=[x2], to_positive=to_positive,
+                            to_negative=to_negative)
         d_loss = losses.discriminator_objective(judged, self.cfg.loss)
         real_neg, real_pos = judged["real_negatives"], judged["real_positives"]
         d_accuracy = tf.reduce_mean(tf.cast(tf.concat(

@@ -5,13 +5,14 @@ from __future__ import annotations
 import ml_collections
 
 from maae_tf import attributes
-from maae_tf.model import precision
+from maae_tf.model import augment, precision
 from maae_tf.training import distribute
 
 
 def check(c: ml_collections.ConfigDict) -> None:
     """Raises ValueError naming the first setting that cannot work."""
     attributes.resolve(c.attr)
+    augment.parse(c.loss.get("d_augment", ""))
     if c.image_size % 32 or c.image_size < 32:
         raise ValueError(f"image_size must be a positive multiple of 32, got {c.image_size}")
     if c.split_protocol not in ("official", "paper"):
