@@ -31,7 +31,7 @@ def run(module, *args, timeout=300):
 
 
 def train(workdir, data_dir, *extra):
-    return run("maae_tf.training.loop", f"--workdir={workdir}", *TINY, f"--config.data_dir={data_dir}", *extra)
+    return run("maae_tf.train", f"--workdir={workdir}", *TINY, f"--config.data_dir={data_dir}", *extra)
 
 
 def digests(folder) -> dict:
@@ -154,9 +154,9 @@ def test_loader_names_the_damaged_checkpoint_and_the_older_ones(damaged_run):
 def test_export_and_evaluate_refuse_a_damaged_checkpoint(damaged_run, tmp_path, command):
     before = digests(damaged_run)
     if command == "export":
-        r = run("maae_tf.serving.export", f"--workdir={damaged_run}", f"--out={tmp_path / 'models'}")
+        r = run("maae_tf.export", f"--workdir={damaged_run}", f"--out={tmp_path / 'models'}")
     else:
-        r = run("maae_tf.evaluation.evaluate", f"--workdir={damaged_run}")
+        r = run("maae_tf.evaluate", f"--workdir={damaged_run}")
     line = error_line(r)
     assert f"{damaged_run / 'checkpoints' / 'ckpt-5'} is damaged (ckpt-5.data-00000-of-00001" in line
     assert "older checkpoints there: ckpt-3" in line
@@ -179,7 +179,7 @@ def test_a_failed_resume_leaves_the_saved_config_alone(run7, tmp_path, tiny_cele
 def test_quickstart_does_not_fill_a_user_named_folder(tmp_path):
     empty = tmp_path / "celeba"
     empty.mkdir()
-    r = run("maae_tf.training.loop", "--attr=mouth_open", "--config=configs/quickstart.py", f"--config.data_dir={empty}",
+    r = run("maae_tf.train", "--attr=mouth_open", "--config=configs/quickstart.py", f"--config.data_dir={empty}",
             f"--workdir={tmp_path / 'run'}")
     line = error_line(r)
     assert str(empty) in line and "img_align_celeba/" in line and "list_attr_celeba.txt" in line
@@ -271,7 +271,7 @@ def test_a_non_finite_loss_stops_with_one_line_and_keeps_the_checkpoints(run7, t
     before = digests(workdir / "checkpoints")
     # a NaN loss at step 9 (resuming 7 -> 12, checkpoints at 10 and 12), injected into the logs the monitor reads
     inject = ("import runpy, sys\n"
-              "from maae_tf import callbacks\n"
+              "from maae_tf.training import callbacks\n"
               "seen = callbacks.TrainMonitor.on_train_batch_end\n"
               "def nan_at_9(self, batch, logs=None):\n"
               "    logs = dict(logs or {})\n"
@@ -280,8 +280,8 @@ def test_a_non_finite_loss_stops_with_one_line_and_keeps_the_checkpoints(run7, t
               "    return seen(self, batch, logs)\n"
               "callbacks.TrainMonitor.on_train_batch_end = nan_at_9\n"
               "sys.argv = sys.argv[1:]\n"
-              "runpy.run_module('maae_tf.training.loop', run_name='__main__', alter_sys=True)\n")
-    r = subprocess.run([sys.executable, "-c", inject, "maae_tf.training.loop", f"--workdir={workdir}", *TINY,
+              "runpy.run_module('maae_tf.train', run_name='__main__', alter_sys=True)\n")
+    r = subprocess.run([sys.executable, "-c", inject, "maae_tf.train", f"--workdir={workdir}", *TINY,
                         f"--config.data_dir={tiny_celeba}", "--config.train_steps=12", "--config.checkpoint_every=5"],
                        cwd=REPO, capture_output=True, text=True, timeout=300)
     assert r.returncode == 3, r.stderr[-3000:]
@@ -301,7 +301,7 @@ def test_a_zero_bookkeeping_setting_is_refused_naming_the_key(tmp_path, tiny_cel
     assert not workdir.exists()  # refused before anything is written: no config.json
 
 
-@pytest.mark.parametrize("module", ["maae_tf.training.loop", "maae_tf.bench", "maae_tf.serving.bench"])
+@pytest.mark.parametrize("module", ["maae_tf.train", "maae_tf.bench", "maae_tf.serving.bench"])
 def test_a_missing_config_file_is_named(tmp_path, module):
     before = digests(REPO / "configs")
     workdir = [] if module == "maae_tf.bench" else [f"--workdir={tmp_path / 'run'}"]
@@ -314,7 +314,7 @@ def test_a_missing_config_file_is_named(tmp_path, module):
 @pytest.mark.parametrize("config", [None, "configs/quickstart.py"])
 def test_a_misspelt_config_key_is_named_with_the_closest_valid_key(tmp_path, config):
     args = ([f"--config={config}"] if config else []) + ["--config.batchsize=4", f"--workdir={tmp_path / 'run'}"]
-    line = error_line(run("maae_tf.training.loop", *args))
+    line = error_line(run("maae_tf.train", *args))
     assert line.startswith("error: --config.batchsize: ") and "has no key 'batchsize'" in line
     assert line.endswith("did you mean --config.batch_size?")
     assert not (tmp_path / "run").exists()
@@ -387,7 +387,7 @@ def test_edit_checks_the_strength_before_the_model_loads(tmp_path, flag, message
     cv2.imwrite(str(photo), np.full((64, 64, 3), 128, np.uint8))
     before = digests(tmp_path)
     # no model at --model: a refusal that names the flag was made before loading it
-    line = error_line(run("maae_tf.photos.edit", photo, f"--model={tmp_path / 'no_model'}", flag, "-o", tmp_path / "out"))
+    line = error_line(run("maae_tf.edit", photo, f"--model={tmp_path / 'no_model'}", flag, "-o", tmp_path / "out"))
     assert line == message
     assert digests(tmp_path) == before and not (tmp_path / "out").exists()
 
