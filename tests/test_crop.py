@@ -23,6 +23,13 @@ def test_numpy_and_tf_windows_agree(h, w, top, left, height, width):
     assert 0 <= top_px < h and 0 <= left_px < w and top_px + height_px <= h and left_px + width_px <= w
 
 
+def test_a_product_just_below_a_half_rounds_alike():
+    # 0.78819444... x 144 = 113.4999...: float32 arithmetic would round it to 114, NumPy to 113
+    fractions = (0.7881944435956094, 0.0, 0.1, 0.5)
+    assert crop.window_tf(np.array([144, 10, 3], np.int32), fractions).numpy().tolist() == list(
+        crop.window(144, 10, fractions))
+
+
 def test_the_default_crop_is_celebas_170_square_at_26_3():
     c = base_config()
     assert crop.window(218, 178, crop.fractions(c)) == (26, 3, 170, 170)

@@ -36,9 +36,10 @@ def window_tf(shape, fractions):
     inside a tf.data map."""
     import tensorflow as tf  # only the tf.data readers need it; preparation's workers do not
 
-    top_f, left_f, height_f, width_f = fractions
-    h = tf.cast(shape[0], tf.float32)
-    w = tf.cast(shape[1], tf.float32)
+    # float64 as NumPy computes: in float32 a product just off .5 can round the other way
+    top_f, left_f, height_f, width_f = (tf.constant(f, tf.float64) for f in fractions)
+    h = tf.cast(shape[0], tf.float64)
+    w = tf.cast(shape[1], tf.float64)
     top = tf.clip_by_value(tf.cast(tf.round(top_f * h), tf.int32), 0, shape[0] - 1)
     left = tf.clip_by_value(tf.cast(tf.round(left_f * w), tf.int32), 0, shape[1] - 1)
     height = tf.clip_by_value(tf.cast(tf.round(height_f * h), tf.int32), 1, shape[0] - top)
