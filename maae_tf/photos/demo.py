@@ -425,14 +425,6 @@ def parse_args(argv=None):
     return args
 
 
-def load_model(args):
-    if args.server:
-        return edit.ServedModel(args.server, args.model_name or args.model, args.timeout)
-    if args.rest:
-        return edit.ServedModel(args.rest, args.model_name or args.model, args.timeout, rest=True)
-    return edit.LocalModel(args.model)
-
-
 def main(argv=None, detector=None, masker=None, log=print, ready=None) -> int:
     """The command. `detector` and `masker` replace dlib and the default head masker in tests;
     `ready(server)` is called once the page is served (tests stop it with server.shutdown())."""
@@ -455,11 +447,8 @@ def main(argv=None, detector=None, masker=None, log=print, ready=None) -> int:
             return EXIT_BAD_INPUT
         start = time.perf_counter()
         try:
-            model = load_model(args)
-            warm = model.edit(np.zeros((1, model.image_size, model.image_size, 3), np.uint8),
-                              np.zeros((1, len(model.attributes)), np.float32))
-            if warm.shape != (1, model.image_size, model.image_size, 3):
-                raise RuntimeError(f"{model.source}: edit_detail returned shape {warm.shape}; is this a maae_tf export?")
+            model = edit.load_model(args)
+            edit.warm_up(model)
         except ValueError as e:
             err(e)
             return EXIT_BAD_INPUT

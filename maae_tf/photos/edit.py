@@ -435,10 +435,23 @@ def edit_photo(path: str, model, detector, args, delta, sweep, columns, log=prin
 
 
 def load_model(args):
-    """The LocalModel or ServedModel the arguments name."""
+    """The LocalModel or ServedModel the arguments name (--server: gRPC; --rest, where the command
+    has it: TF Serving's REST API)."""
     if args.server:
         return ServedModel(args.server, args.model_name or args.model, args.timeout)
+    if getattr(args, "rest", None):
+        return ServedModel(args.rest, args.model_name or args.model, args.timeout, rest=True)
     return LocalModel(args.model)
+
+
+def warm_up(model) -> None:
+    """One call before the photos: loads and warms the graph, so per-photo times are steady; and
+    RuntimeError for a model whose edit_detail does not give back an image of its size."""
+    warm = model.edit(np.zeros((1, model.image_size, model.image_size, 3), np.uint8),
+                      np.zeros((1, len(model.attributes)), np.float32))
+    if warm.shape != (1, model.image_size, model.image_size, 3):
+        raise RuntimeError(f"{model.source}: edit_detail returned shape {warm.shape} for a "
+                           f"{model.image_size}² image; is this a maae_tf export?")
 
 
 def default_segmenter(log=print):
@@ -481,12 +494,7 @@ def main(argv=None, detector=None, log=print, masker=None) -> int:
     try:
         model = load_model(args)
         delta, columns = resolve_deltas(model.attributes, args.delta, args.attr)
-        # one call before the photos: loads and warms the graph, so per-photo times are steady
-        warm = model.edit(np.zeros((1, model.image_size, model.image_size, 3), np.uint8),
-                          np.zeros((1, len(model.attributes)), np.float32))
-        if warm.shape != (1, model.image_size, model.image_size, 3):
-            raise RuntimeError(f"{model.source}: edit_detail returned shape {warm.shape} for a "
-                               f"{model.image_size}² image; is this a maae_tf export?")
+        warm_up(model)
     except ValueError as e:
         err(e)
         return EXIT_BAD_INPUT
