@@ -39,10 +39,13 @@ RESUMABLE_KEYS = ("train_steps", "log_every", "image_every", "checkpoint_every",
 FLAGS = flags.FLAGS
 
 
-def resolve_config(cfg, attr: str | None):
+def resolve_config(cfg, attr: str | None, overridden=()):
+    """The run's config: --attr over config.attr, then config.by_attribute's settings for it
+    (except the keys in `overridden`, set on the command line), checked."""
     cfg = cfg.copy_and_resolve_references()
     if attr:
         cfg.attr = attr
+    config_lib.for_attribute(cfg, overridden)
     settings.check(cfg)
     return cfg
 
@@ -299,7 +302,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     try:
-        cfg = resolve_config(FLAGS.config, FLAGS.attr)
+        cfg = resolve_config(FLAGS.config, FLAGS.attr, config_flags.get_override_values(FLAGS["config"]))
         workdir = FLAGS.workdir or os.path.join("runs", attributes.snake(cfg.attr))
         train(cfg, workdir, parse_profile_steps(FLAGS.profile_steps))
     except (FileNotFoundError, ValueError, CheckpointNotSaved) as e:
