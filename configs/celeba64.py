@@ -30,21 +30,25 @@ def get_config():
     # loss: F_ID off (an ImageNet or VGG-Face F_ID: identity.source="imagenet"/"h5", alpha_id=20).
     c.identity.source = "none"
     c.loss.alpha_id = 0.0
-    # each head of D also rejects the other class's real faces, and the cycle weighs 20 instead of
+    # each head of D also rejects the other class's real faces, and the cycle weighs 10 instead of
     # 80: measured on real faces, opened / closed 0.55 / 0.68 with the paper's D and weights, 0.88 /
-    # 0.94 with both (docs/method.md §10)
+    # 0.94 with both at a cycle of 20 (docs/method.md §10); 10: runs R, S
     c.loss.d_other_class = 1.0
-    c.loss.alpha_cycle = 20.0
+    c.loss.alpha_cycle = 10.0
     # G(x, 0) must also pass D's head of its own class: without it the judge reads 0.57 of the
     # reconstructed open mouths as open (0.86 of the photos themselves), docs/method.md §10
     c.loss.alpha_gan_reconstruction = 1.0
     # the edits moved the background 1.5 dB more than the reconstruction did (27.4 against 28.9 dB
     # at 6,000 steps): the mask term weighs 200 instead of 80 (docs/method.md §10)
     c.loss.alpha_mask = 200.0
-    # blond_hair: DiffAugment, since D learns the 437 blond training faces by heart (background
-    # 23.9 -> 28.7 dB, run O of §10; not on the mouth, which a cutout hides and a translation
-    # leaves unclosed: runs M, N), and the cycle at 10 (run R)
-    c.by_attribute = {"blond_hair": {"loss": {"d_augment": "translation,cutout", "alpha_cycle": 10.0}}}
+    c.by_attribute = {
+        # D learns the 437 blond training faces by heart: DiffAugment (background 23.9 -> 28.7 dB,
+        # run O of §10; not on the mouth, which a cutout hides and a translation leaves unclosed:
+        # runs M, N)
+        "blond_hair": {"loss": {"d_augment": "translation,cutout"}},
+        # the mouth edit spills into the background (27.86 dB at 200, run J): 300 (runs P, S)
+        "mouth_open": {"loss": {"alpha_mask": 300.0}},
+    }
     c.log_every = 50
     c.image_every = 500
     c.checkpoint_every = 500
