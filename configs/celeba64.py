@@ -30,11 +30,11 @@ def get_config():
     # loss: F_ID off (an ImageNet or VGG-Face F_ID: identity.source="imagenet"/"h5", alpha_id=20).
     c.identity.source = "none"
     c.loss.alpha_id = 0.0
-    # each head of D also rejects the other class's real faces, and the cycle weighs 10 instead of
+    # each head of D also rejects the other class's real faces, and the cycle weighs 20 instead of
     # 80: measured on real faces, opened / closed 0.55 / 0.68 with the paper's D and weights, 0.88 /
-    # 0.94 with both at a cycle of 20 (docs/method.md §10); 10: runs R, S
+    # 0.94 with both (docs/method.md §10)
     c.loss.d_other_class = 1.0
-    c.loss.alpha_cycle = 10.0
+    c.loss.alpha_cycle = 20.0
     # G(x, 0) must also pass D's head of its own class: without it the judge reads 0.57 of the
     # reconstructed open mouths as open (0.86 of the photos themselves), docs/method.md §10
     c.loss.alpha_gan_reconstruction = 1.0
@@ -46,8 +46,9 @@ def get_config():
         # run O of §10; not on the mouth, which a cutout hides and a translation leaves unclosed:
         # runs M, N)
         "blond_hair": {"loss": {"d_augment": "translation,cutout"}},
-        # the mouth edit spills into the background (27.86 dB at 200, run J): 300 (runs P, S)
-        "mouth_open": {"loss": {"alpha_mask": 300.0}},
+        # the mouth edit spills into the background (27.86 dB at 200, run J): 300, which weakens
+        # the closing edit (0.85 -> 0.75, run P), so the cycle gives way to 10 (run S)
+        "mouth_open": {"loss": {"alpha_mask": 300.0, "alpha_cycle": 10.0}},
     }
     c.log_every = 50
     c.image_every = 500
