@@ -132,19 +132,36 @@ def base_config() -> ml_collections.ConfigDict:
     return c
 
 
-def run_command(main, define_flags, default: str, name: str = "config") -> None:
-    """Defines a command's flags and runs `main` (absl's app.run), for a command with a `--name`
-    config file flag whose default file is `default`. A config file that does not load and a
-    `--name.KEY` that the config lacks end in one `error:` line naming the file or the key (with
-    the closest valid key) and exit 2, before the command runs, instead of ml_collections'
-    traceback; other flag errors keep absl's message."""
-    from absl import app
+def define_config_file(default: str, name: str = "config",
+                       help: str = "Config file; override keys with --config.key=value.") -> None:
+    """Defines a command's `--name` config file flag (ml_collections, unlocked) whose default file
+    is `default`. ml_collections loads the file, and applies its --name.KEY overrides, here: a file
+    that does not load or a KEY the config lacks ends in one `error:` line naming it (with the
+    closest valid key) and exit 2, instead of ml_collections' traceback."""
+    from ml_collections import config_flags
 
     try:
-        define_flags()  # ml_collections parses the default file, and its --name.KEY overrides, here
+        config_flags.DEFINE_config_file(name, default, help, lock_config=False)
     except (AttributeError, KeyError, OSError) as e:
         _refuse_config_flag(sys.argv, default, name, e)
+
+
+def run_command(main, default: str, name: str = "config") -> None:
+    """absl's app.run of `main`, for a command with a `define_config_file(default, name)` flag: a
+    config file that fails at parse time is refused as `define_config_file` does, before the
+    command runs; other flag errors keep absl's message."""
+    from absl import app
+
     app.run(main, flags_parser=lambda argv: _parse_flags(argv, default, name))
+
+
+def expand_short_flags(argv: list[str], short: dict[str, str]) -> list[str]:
+    """`argv` with each short option of `short` (`{"-o": "out"}`) spelt as its absl flag: `-o X`
+    becomes `--out=X` (absl has no one-letter options; `-oX` stays as it is, a long flag to absl)."""
+    out, rest = argv[:1], iter(argv[1:])
+    for arg in rest:
+        out.append(f"--{short[arg]}={next(rest, '')}" if arg in short else arg)
+    return out
 
 
 def _parse_flags(argv, default: str, name: str):
