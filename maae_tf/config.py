@@ -146,13 +146,36 @@ def define_config_file(default: str, name: str = "config",
         _refuse_config_flag(sys.argv, default, name, e)
 
 
-def run_command(main, default: str, name: str = "config") -> None:
-    """absl's app.run of `main`, for a command with a `define_config_file(default, name)` flag: a
-    config file that fails at parse time is refused as `define_config_file` does, before the
-    command runs; other flag errors keep absl's message."""
+def run_command(main, config_default: str | None = None, short: dict[str, str] | None = None,
+                name: str = "config") -> None:
+    """absl's app.run of a command's `main`, its flags parsed by `parse_flags` (a bad flag is one
+    `error:` line and exit 2); `short` maps one-letter options to flags (`expand_short_flags`);
+    `config_default` names the default file of a `define_config_file(config_default, name)` flag."""
     from absl import app
 
-    app.run(main, flags_parser=lambda argv: _parse_flags(argv, default, name))
+    app.run(main, argv=expand_short_flags(sys.argv, short or {}),
+            flags_parser=lambda argv: parse_flags(argv, config_default, name))
+
+
+def parse_flags(argv: list[str], config_default: str | None = None, name: str = "config") -> list[str]:
+    """The arguments left after parsing the flags of `argv` into absl's FLAGS (argv[0] first). A
+    flag that is unknown or has a bad value ends in one `error:` line and exit 2, as does, with
+    `config_default`, a --`name` config file that does not load (see `define_config_file`)."""
+    from absl import flags
+
+    try:
+        rest = flags.FLAGS(argv)
+        if config_default is not None:
+            flags.FLAGS[name].value.keys()  # a file that did not load fails at its first use: now
+    except flags.UnrecognizedFlagError as e:
+        print(f"error: unrecognized arguments: {e.flagvalue}", file=sys.stderr)
+        sys.exit(2)
+    except flags.Error as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except (AttributeError, KeyError, OSError) as e:
+        _refuse_config_flag(argv, config_default, name, e)
+    return rest
 
 
 def expand_short_flags(argv: list[str], short: dict[str, str]) -> list[str]:
@@ -162,17 +185,6 @@ def expand_short_flags(argv: list[str], short: dict[str, str]) -> list[str]:
     for arg in rest:
         out.append(f"--{short[arg]}={next(rest, '')}" if arg in short else arg)
     return out
-
-
-def _parse_flags(argv, default: str, name: str):
-    from absl import app, flags
-
-    try:
-        rest = app.parse_flags_with_usage(argv)
-        flags.FLAGS[name].value.keys()  # a file that did not load fails at its first use: now
-    except (AttributeError, KeyError, OSError) as e:
-        _refuse_config_flag(argv, default, name, e)
-    return rest
 
 
 def _refuse_config_flag(argv, default: str, name: str, error: Exception):

@@ -2,6 +2,7 @@
 
 from absl import app, flags
 
+from maae_tf import config as config_lib
 from maae_tf.evaluation import diagnose
 
 flags.DEFINE_string("workdir", None, "Training run folder (config.json, checkpoints/).", required=True)
@@ -17,7 +18,7 @@ def main(argv):
 
 def run():
     """The console script's entry point (setup.py)."""
-    app.run(main)
+    config_lib.run_command(main)
 
 
 if __name__ == "__main__":

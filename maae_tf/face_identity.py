@@ -2,6 +2,7 @@
 
 from absl import app, flags
 
+from maae_tf import config as config_lib
 from maae_tf.evaluation import identity
 
 flags.DEFINE_string("images", None, "Folder of aligned 178x218 CelebA photos (or a CelebA release root).")
@@ -27,7 +28,7 @@ def main(argv):
 
 def run():
     """The console script's entry point (setup.py)."""
-    app.run(main)
+    config_lib.run_command(main)
 
 
 if __name__ == "__main__":

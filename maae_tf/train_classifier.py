@@ -34,6 +34,8 @@ import sys
 
 from absl import app, flags
 
+from maae_tf import config as config_lib
+
 PEERS_REFERENCE = "peers' reference: 94.5 % mean on CelebA's test split (40 attributes)"
 
 flags.DEFINE_string("data_dir", None, "Dataset in the CelebA release layout (or a prepared TFRecord folder).")
@@ -148,7 +150,7 @@ def main(argv):
 
 def run():
     """The console script's entry point (setup.py)."""
-    app.run(main)
+    config_lib.run_command(main)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 
 from absl import app, flags
 
+from maae_tf import config as config_lib
 from maae_tf.training import identity
 
 flags.DEFINE_string("data_dir", None, "Dataset in the CelebA release layout with identity_CelebA.txt.")
@@ -28,7 +29,7 @@ def main(argv):
 
 def run():
     """The console script's entry point (setup.py)."""
-    app.run(main)
+    config_lib.run_command(main)
 
 
 if __name__ == "__main__":

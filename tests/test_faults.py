@@ -26,7 +26,9 @@ TINY = ["--attr=mouth_open", "--config=configs/quickstart.py", "--config.image_s
 
 
 def run(module, *args, timeout=300):
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=REPO, capture_output=True,
+    """`python -m MODULE ARGS`, or `python SCRIPT ARGS` for a script's path (benchmarks/...)."""
+    command = [module] if module.endswith(".py") else ["-m", module]
+    return subprocess.run([sys.executable, *command, *map(str, args)], cwd=REPO, capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -301,7 +303,7 @@ def test_a_zero_bookkeeping_setting_is_refused_naming_the_key(tmp_path, tiny_cel
     assert not workdir.exists()  # refused before anything is written: no config.json
 
 
-@pytest.mark.parametrize("module", ["maae_tf.train", "maae_tf.bench", "maae_tf.serving.bench"])
+@pytest.mark.parametrize("module", ["maae_tf.train", "maae_tf.bench", "benchmarks/serving_bench.py"])
 def test_a_missing_config_file_is_named(tmp_path, module):
     before = digests(REPO / "configs")
     workdir = [] if module == "maae_tf.bench" else [f"--workdir={tmp_path / 'run'}"]
