@@ -224,7 +224,7 @@ def test_a_damaged_shard_is_named_with_the_command_that_rebuilds_it(tmp_path, ti
     line = error_line(train(tmp_path / "run", out, "--config.train_steps=2"))
     assert f"shard {shard} is damaged (cut short inside record" in line
     assert f"python -m maae_tf.data.prepare --celeba_dir=<the CelebA folder it was prepared from> --out={out} " \
-           "--size=32 --masks=none --shard_size=10" in line
+           "--image_size=32 --masks=none --shard_size=10" in line
     assert digests(out) == before and not (tmp_path / "run").exists()
     # that command rewrites the damaged shard, as it was, and keeps the others
     prepare.prepare(str(tiny_celeba), str(out), size=32, workers=1, shard_size=10)
@@ -332,7 +332,7 @@ def test_a_misspelt_nested_config_key_is_named():
 
 
 def prepare_cli(data, out):
-    return run("maae_tf.data.prepare", f"--celeba_dir={data}", f"--out={out}", "--size=32", "--workers=1",
+    return run("maae_tf.data.prepare", f"--celeba_dir={data}", f"--out={out}", "--image_size=32", "--workers=1",
                "--shard_size=10")
 
 

@@ -1,9 +1,9 @@
 """A web page to edit a photo with one slider per attribute.
 
-    python -m maae_tf.demo --model=models/face_edit              # an export (base or version folder) or a workdir
+    python -m maae_tf.demo --model=export/face_edit              # an export (base or version folder) or a workdir
     python -m maae_tf.demo --server=HOST:8500 --model=face_edit   # TF Serving (gRPC) as the backend
     python -m maae_tf.demo --rest=http://HOST:8501 --model=face_edit
-    python -m maae_tf.demo --model=models/face_edit --bench [PHOTO] # slider-move latency figures, then exit
+    python -m maae_tf.demo --model=export/face_edit --bench [PHOTO] # slider-move latency figures, then exit
 
 Starts a small web app on 127.0.0.1 (`--port`, default 8765; 0 takes a free one) and prints its
 URL. On the page: upload a photo (JPEG, PNG or WebP; EXIF orientation applied) or pick a built-in

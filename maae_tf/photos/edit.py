@@ -1,9 +1,9 @@
 """Edit the faces in your own photos.
 
     python -m maae_tf.edit PHOTO [PHOTO ...] --model=BASE_OR_WORKDIR --delta=3 [-o OUT]
-    python -m maae_tf.edit PHOTO --model=models/face_edit --attr blond_hair=5 --attr mouth_open=2
+    python -m maae_tf.edit PHOTO --model=export/face_edit --attr blond_hair=5 --attr mouth_open=2
     python -m maae_tf.edit PHOTO --server=HOST:8500 --model=face_edit --delta=3
-    python -m maae_tf.edit PHOTO --model=models/mouth_open --sweep=-5:5:11 -o sheets/
+    python -m maae_tf.edit PHOTO --model=export/mouth_open --sweep=-5:5:11 -o sheets/
 
 Per photo: detect every face (dlib HOG), find its landmarks (dlib's 68 points → CelebA's 5),
 align each face to CelebA's aligned template with a similarity transform and crop it as the
