@@ -1,7 +1,7 @@
 """`python -m maae_tf.bench`: the training step's speed, arithmetic and input pipeline beside a peer
 (maae_tf/training/bench.py)."""
 
-from absl import app, flags
+from absl import flags
 
 from maae_tf import config as config_lib
 from maae_tf.training import bench
