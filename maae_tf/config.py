@@ -28,6 +28,10 @@ SYNTHETIC_DIR = "data/synthetic"
 def base_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.attr = "mouth_open"  # one network per attribute (paper §4.1); snake_case alias or CelebA name
+    # settings that differ by attribute, applied over the others once attr is known:
+    # {attribute: {key: value}} with nested keys ("loss": {"d_augment": ...}); --config.KEY on the
+    # command line still wins (for_attribute)
+    c.by_attribute = ml_collections.ConfigDict()
     c.seed = 0
 
     # --- data (docs/method.md §6) ---
@@ -227,6 +231,33 @@ def describe_config_flag_error(argv, default: str, name: str, error: Exception) 
             return f"--{name}.{key}: {file} has no key {key!r}{hint}"
     first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return f"{flag}: {first}"
+
+
+def for_attribute(c: ml_collections.ConfigDict, overridden=()) -> ml_collections.ConfigDict:
+    """c with c.by_attribute's settings for c.attr applied, except the dotted keys in
+    `overridden` (those the user set on the command line)."""
+    from maae_tf import attributes
+
+    name = attributes.resolve(c.attr)
+    for attr, settings in c.by_attribute.items():
+        if attributes.resolve(attr) != name:
+            continue
+        for key in _key_paths(settings):
+            value = _lookup(settings, key)
+            if isinstance(value, ml_collections.ConfigDict) or key in overridden:
+                continue
+            parent, _, leaf = key.rpartition(".")
+            target = _lookup(c, parent) if parent else c
+            if leaf not in target:
+                raise ValueError(f"by_attribute.{attr}.{key}: the config has no key {key!r}")
+            target[leaf] = value
+    return c
+
+
+def _lookup(config, dotted: str):
+    for part in dotted.split("."):
+        config = config[part]
+    return config
 
 
 def _key_paths(config, prefix: str = ""):

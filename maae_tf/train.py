@@ -1,6 +1,7 @@
 """`python -m maae_tf.train`: trains one attribute's network (maae_tf/training/loop.py)."""
 
 from absl import app, flags
+from ml_collections import config_flags
 
 from maae_tf import config as config_lib
 from maae_tf.training import loop
@@ -15,7 +16,8 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    loop.train_command(FLAGS.config, FLAGS.attr, FLAGS.workdir, FLAGS.profile_steps)
+    loop.train_command(FLAGS.config, FLAGS.attr, FLAGS.workdir, FLAGS.profile_steps,
+                       config_flags.get_override_values(FLAGS["config"]))
 
 
 def run():

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from maae_tf import attributes
-from maae_tf.config import base_config, load_workdir_config, save_workdir_config
+from maae_tf.config import base_config, for_attribute, load_workdir_config, save_workdir_config
 from maae_tf.training.settings import check
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,3 +85,21 @@ def test_attribute_aliases():
         attributes.resolve("moustache_curl")
     assert "moustache_curl" in str(e.value) and "mouth_open" in str(e.value)
     assert attributes.index("mouth_open") == 21
+
+
+def test_by_attribute_settings_apply_to_their_attribute_unless_set_on_the_command_line(tmp_path):
+    c = base_config()
+    c.by_attribute = {"blond_hair": {"loss": {"d_augment": "translation,cutout"}}}
+    for attr, overridden, expected in [("blond", (), "translation,cutout"),  # an alias of Blond_Hair
+                                       ("Blond_Hair", {"loss.d_augment": ""}, ""),  # the user's value wins
+                                       ("mouth_open", (), "")]:  # other attributes keep the shared value
+        run = c.copy_and_resolve_references()
+        run.attr = attr
+        assert for_attribute(run, overridden).loss.d_augment == expected
+    # a run's config.json keeps by_attribute and loads back
+    save_workdir_config(c, str(tmp_path))
+    assert load_workdir_config(str(tmp_path)).by_attribute.blond_hair.loss.d_augment == "translation,cutout"
+    c.by_attribute = {"blond_hair": {"loss": {"d_augmentation": "cutout"}}}
+    c.attr = "blond_hair"
+    with pytest.raises(ValueError, match="by_attribute.blond_hair.loss.d_augmentation"):
+        for_attribute(c)

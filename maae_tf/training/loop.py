@@ -36,10 +36,13 @@ RESUMABLE_KEYS = ("train_steps", "log_every", "image_every", "checkpoint_every",
                   "shuffle_buffer", "strategy", "jit_compile")
 
 
-def resolve_config(cfg, attr: str | None):
+def resolve_config(cfg, attr: str | None, overridden=()):
+    """The run's config: --attr over config.attr, then config.by_attribute's settings for it
+    (except the keys in `overridden`, set on the command line), checked."""
     cfg = cfg.copy_and_resolve_references()
     if attr:
         cfg.attr = attr
+    config_lib.for_attribute(cfg, overridden)
     settings.check(cfg)
     return cfg
 
@@ -292,12 +295,12 @@ EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
 
 
-def train_command(cfg, attr: str | None, workdir: str | None, profile_steps: str | None) -> None:
-    """`python -m maae_tf.train`: trains `cfg` (with `attr` over config.attr) into `workdir`
-    (default runs/<attr>); a bad input ends in one `error:` line and EXIT_BAD_INPUT, a diverged
-    run in EXIT_DIVERGED."""
+def train_command(cfg, attr: str | None, workdir: str | None, profile_steps: str | None, overridden=()) -> None:
+    """`python -m maae_tf.train`: trains `cfg` (`resolve_config` with `attr` and the `overridden`
+    keys) into `workdir` (default runs/<attr>); a bad input ends in one `error:` line and
+    EXIT_BAD_INPUT, a diverged run in EXIT_DIVERGED."""
     try:
-        cfg = resolve_config(cfg, attr)
+        cfg = resolve_config(cfg, attr, overridden)
         workdir = workdir or os.path.join("runs", attributes.snake(cfg.attr))
         train(cfg, workdir, parse_profile_steps(profile_steps))
     except (FileNotFoundError, ValueError, CheckpointNotSaved) as e:
