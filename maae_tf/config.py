@@ -136,30 +136,59 @@ def base_config() -> ml_collections.ConfigDict:
     return c
 
 
-def run_command(main, define_flags, default: str, name: str = "config") -> None:
-    """Defines a command's flags and runs `main` (absl's app.run), for a command with a `--name`
-    config file flag whose default file is `default`. A config file that does not load and a
-    `--name.KEY` that the config lacks end in one `error:` line naming the file or the key (with
-    the closest valid key) and exit 2, before the command runs, instead of ml_collections'
-    traceback; other flag errors keep absl's message."""
-    from absl import app
+def define_config_file(default: str, name: str = "config",
+                       help: str = "Config file; override keys with --config.key=value.") -> None:
+    """Defines a command's `--name` config file flag (ml_collections, unlocked) whose default file
+    is `default`. ml_collections loads the file, and applies its --name.KEY overrides, here: a file
+    that does not load or a KEY the config lacks ends in one `error:` line naming it (with the
+    closest valid key) and exit 2, instead of ml_collections' traceback."""
+    from ml_collections import config_flags
 
     try:
-        define_flags()  # ml_collections parses the default file, and its --name.KEY overrides, here
+        config_flags.DEFINE_config_file(name, default, help, lock_config=False)
     except (AttributeError, KeyError, OSError) as e:
         _refuse_config_flag(sys.argv, default, name, e)
-    app.run(main, flags_parser=lambda argv: _parse_flags(argv, default, name))
 
 
-def _parse_flags(argv, default: str, name: str):
-    from absl import app, flags
+def run_command(main, config_default: str | None = None, short: dict[str, str] | None = None,
+                name: str = "config") -> None:
+    """absl's app.run of a command's `main`, its flags parsed by `parse_flags` (a bad flag is one
+    `error:` line and exit 2); `short` maps one-letter options to flags (`expand_short_flags`);
+    `config_default` names the default file of a `define_config_file(config_default, name)` flag."""
+    from absl import app
+
+    app.run(main, argv=expand_short_flags(sys.argv, short or {}),
+            flags_parser=lambda argv: parse_flags(argv, config_default, name))
+
+
+def parse_flags(argv: list[str], config_default: str | None = None, name: str = "config") -> list[str]:
+    """The arguments left after parsing the flags of `argv` into absl's FLAGS (argv[0] first). A
+    flag that is unknown or has a bad value ends in one `error:` line and exit 2, as does, with
+    `config_default`, a --`name` config file that does not load (see `define_config_file`)."""
+    from absl import flags
 
     try:
-        rest = app.parse_flags_with_usage(argv)
-        flags.FLAGS[name].value.keys()  # a file that did not load fails at its first use: now
+        rest = flags.FLAGS(argv)
+        if config_default is not None:
+            flags.FLAGS[name].value.keys()  # a file that did not load fails at its first use: now
+    except flags.UnrecognizedFlagError as e:
+        print(f"error: unrecognized arguments: {e.flagvalue}", file=sys.stderr)
+        sys.exit(2)
+    except flags.Error as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
     except (AttributeError, KeyError, OSError) as e:
-        _refuse_config_flag(argv, default, name, e)
+        _refuse_config_flag(argv, config_default, name, e)
     return rest
+
+
+def expand_short_flags(argv: list[str], short: dict[str, str]) -> list[str]:
+    """`argv` with each short option of `short` (`{"-o": "out"}`) spelt as its absl flag: `-o X`
+    becomes `--out=X` (absl has no one-letter options; `-oX` stays as it is, a long flag to absl)."""
+    out, rest = argv[:1], iter(argv[1:])
+    for arg in rest:
+        out.append(f"--{short[arg]}={next(rest, '')}" if arg in short else arg)
+    return out
 
 
 def _refuse_config_flag(argv, default: str, name: str, error: Exception):

@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from maae_tf import edit as edit_command
 from maae_tf.photos import edit
 
 from maae_tf.data import faces
@@ -235,11 +236,12 @@ def scene(tmp_path_factory):
 
 
 def run_edit(argv, detector, capsys, masker="prior"):
-    """edit.main's exit code, stdout and stderr; the blend's head mask is the landmark prior
-    (deterministic, no segmentation model needed) unless `masker` is given (None: edit's default)."""
+    """The exit code, stdout and stderr of `python -m maae_tf.edit ARGV` run here with `detector`;
+    the blend's head mask is the landmark prior (deterministic, no segmentation model needed)
+    unless `masker` is given (None: edit's default)."""
     if masker == "prior":
         masker = heads.HeadMasker()
-    code = edit.main([str(a) for a in argv], detector=detector, masker=masker)
+    code = edit.edit_photos(edit_command.parse(["edit", *map(str, argv)]), detector=detector, masker=masker)
     out = capsys.readouterr()
     return code, out.out, out.err
 
@@ -393,7 +395,7 @@ def test_missing_dlib_is_named(monkeypatch):
 
 
 def test_server_path_matches_the_local_savedmodel(scene, exported, tmp_path, capsys):
-    from maae_tf.serving.double import ModelServerDouble
+    from support.tf_serving_double import ModelServerDouble
 
     root, photo, face = scene
     local = tmp_path / "local.png"

@@ -131,7 +131,7 @@ def test_cli_workers_same_bytes(damaged, prepared, tmp_path):
     """Two worker processes, from the command line: the same files, byte for byte, as in-process."""
     out = tmp_path / "out"
     r = subprocess.run([sys.executable, "-m", "maae_tf.data.prepare", f"--celeba_dir={damaged}", f"--out={out}",
-                        f"--size={SIZE}", "--masks=files", "--workers=2", f"--shard_size={SHARD}"],
+                        f"--image_size={SIZE}", "--masks=files", "--workers=2", f"--shard_size={SHARD}"],
                        capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "2 failed" in r.stdout and "images/s" in r.stderr and "ETA" in r.stderr

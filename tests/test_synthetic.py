@@ -235,7 +235,7 @@ def test_cli_and_ensure(tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run([sys.executable, "-m", "maae_tf.data.synthetic", "--out", str(out),
-                           "--num", "8", "--workers", "2"], env=env, capture_output=True,
+                           "--num_images", "8", "--workers", "2"], env=env, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert len(os.listdir(out / synthetic.IMAGE_DIR)) == 8

@@ -1,13 +1,13 @@
 """Prepares a CelebA release folder as sharded TFRecords (format: maae_tf/data/records.py, docs/data.md).
 
-    python -m maae_tf.data.prepare --celeba_dir=DIR --out=DIR [--size=128] [--masks=SOURCE]
+    python -m maae_tf.data.prepare --celeba_dir=DIR --out=DIR [--image_size=128] [--masks=SOURCE]
         [--workers=N] [--shard_size=1000]
 
 Reads the release layout (img_align_celeba/, list_attr_celeba.txt, list_eval_partition.txt, and
 identity_CelebA.txt / list_landmarks_align_celeba.txt when present). The images listed in
 list_attr_celeba.txt, in sorted file-name order, go `--shard_size` at a time into shard k; one
 worker process per shard (every core by default) reads each JPEG, crops it with the config's
-relative crop, resizes it to --size (cv2 INTER_AREA), computes its background mask with the
+relative crop, resizes it to --image_size (cv2 INTER_AREA), computes its background mask with the
 `--masks` source (`maae_tf.data.masks.make_source`; "none": no masks) on the uncropped aligned image and
 crops / resizes it the same way, and writes the record.
 
@@ -41,7 +41,6 @@ import time
 
 import cv2
 import numpy as np
-from absl import app, flags
 
 from maae_tf import attributes
 from maae_tf.data import crop, records
@@ -381,7 +380,7 @@ def prepare(celeba_dir: str, out: str, size: int = 128, masks: str = "none", wor
 
     t0 = time.perf_counter()
     if size < 1 or shard_size < 1:
-        raise ValueError("--size and --shard_size must be positive")
+        raise ValueError("--image_size and --shard_size must be positive")
     celeba.check_layout(celeba_dir)
     _make_source(masks, celeba_dir)  # a bad spec fails here, before anything is written
     fractions = tuple(float(v) for v in (crop or default_crop()))
@@ -526,33 +525,20 @@ def _ranges(ks: list[int]) -> str:
     return ", ".join(out)
 
 
-def _define_flags() -> None:
-    flags.DEFINE_string("celeba_dir", None, "CelebA release folder (img_align_celeba/, list_attr_celeba.txt, ...).")
-    flags.DEFINE_string("out", None, "Output folder of the prepared TFRecords.")
-    flags.DEFINE_integer("size", 128, "Side of the stored (cropped) images.")
-    flags.DEFINE_string("masks", "none", "Mask source: none | files | celebamask_hq:DIR | segmenter | landmarks.")
-    flags.DEFINE_integer("workers", 0, "Worker processes (0: every core).")
-    flags.DEFINE_integer("shard_size", 1000, "Images per shard.")
-
-
-def main(argv) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    F = flags.FLAGS
-    if not F.celeba_dir or not F.out:
+def prepare_command(celeba_dir: str, out: str, *args) -> None:
+    """`python -m maae_tf.data.prepare`: `prepare(celeba_dir, out, *args)`; a bad input, or another
+    prepare writing into `out`, ends in one `error:` line and exit 2."""
+    if not celeba_dir or not out:
         print("error: --celeba_dir and --out are required", file=sys.stderr)
         sys.exit(2)
     try:
-        prepare(F.celeba_dir, F.out, F.size, F.masks, F.workers or None, F.shard_size)
+        prepare(celeba_dir, out, *args)
     except (FileNotFoundError, ValueError, AlreadyRunning) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
 
 
-def run() -> None:
-    _define_flags()
-    app.run(main)
+if __name__ == "__main__":  # the documented `python -m maae_tf.data.prepare`: the command is maae_tf/prepare.py
+    import runpy
 
-
-if __name__ == "__main__":
-    run()
+    runpy.run_module("maae_tf.prepare", run_name="__main__", alter_sys=True)

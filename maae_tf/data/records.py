@@ -174,7 +174,7 @@ def check_prepared(data_dir: str) -> dict:
 def rebuild_hint(data_dir: str, manifest: dict) -> str:
     """The `prepare` command that rewrites a folder's missing or damaged shards (and keeps the others)."""
     return (f"rebuild it with `python -m maae_tf.data.prepare --celeba_dir=<the CelebA folder it was prepared "
-            f"from> --out={data_dir} --size={manifest.get('size')} --masks={manifest.get('masks')} "
+            f"from> --out={data_dir} --image_size={manifest.get('size')} --masks={manifest.get('masks')} "
             f"--shard_size={manifest.get('shard_size')}`: it rewrites only the missing or damaged shards")
 
 

@@ -1,7 +1,7 @@
 """A procedural synthetic face set written in the exact CelebA release layout.
 
 Every code path that reads CelebA runs on it without the real data, and a small GAN learns its
-attribute edits in minutes on a CPU. `python -m maae_tf.data.synthetic --out DIR --num N
+attribute edits in minutes on a CPU. `python -m maae_tf.data.synthetic --out DIR --num_images N
 [--seed S] [--workers W]`, or from Python `build(out_dir, num, seed, workers)` /
 `ensure(out_dir, num, seed)`.
 
@@ -40,7 +40,7 @@ import zlib
 
 import cv2
 import numpy as np
-from absl import app, flags, logging
+from absl import logging
 
 from maae_tf import attributes
 
@@ -659,33 +659,7 @@ def ensure(out_dir: str, num: int, seed: int = 0) -> str:
     return build(out_dir, num, seed)
 
 
-# --------------------------------------------------------------------------------------------
-# command line
+if __name__ == "__main__":  # the documented `python -m maae_tf.data.synthetic`: the command is maae_tf/synthetic.py
+    import runpy
 
-
-def _define_flags() -> None:
-    # Defined only when run as a command, so importing this module adds no global flags.
-    if "out" in flags.FLAGS:
-        return
-    flags.DEFINE_string("out", None, "Folder to write the synthetic CelebA-layout set into.")
-    flags.DEFINE_integer("num", None, "Number of images.", lower_bound=1)
-    flags.DEFINE_integer("seed", 0, "Seed; the same seed gives byte-identical files.")
-    flags.DEFINE_integer("workers", 0, "Processes to render with (0: os.cpu_count()).",
-                         lower_bound=0)
-    flags.mark_flags_as_required(["out", "num"])
-
-
-def main(argv) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    f = flags.FLAGS
-    build(f.out, f.num, f.seed, f.workers or None)
-
-
-def run() -> None:
-    _define_flags()
-    app.run(main)
-
-
-if __name__ == "__main__":
-    run()
+    runpy.run_module("maae_tf.synthetic", run_name="__main__", alter_sys=True)

@@ -27,7 +27,6 @@ import sys
 
 import numpy as np
 import tensorflow as tf
-from absl import app, flags
 
 from maae_tf import attributes
 
@@ -36,7 +35,6 @@ from maae_tf.data import celeba
 from maae_tf.files import write_text_atomic
 from maae_tf.model.networks import NEGATIVE, POSITIVE
 
-FLAGS = flags.FLAGS
 WEIGHTS = {"vae": "alpha_vae", "gan": "alpha_gan", "id": "alpha_id", "cycle": "alpha_cycle",
            "mask": "alpha_mask", "cls": "alpha_cls"}
 ADVERSARIAL = ("gan", "cls", "gan_reconstruction")
@@ -159,25 +157,15 @@ def report(d: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+def diagnose_command(workdir: str, num_images: int) -> None:
+    """`python -m maae_tf.diagnose`: prints the report and writes WORKDIR/eval/diagnose.json; a bad
+    input ends in one `error:` line and exit 2."""
     try:
-        d = diagnose(FLAGS.workdir, FLAGS.num_images)
+        d = diagnose(workdir, num_images)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    out = os.path.join(FLAGS.workdir, "eval")
+    out = os.path.join(workdir, "eval")
     os.makedirs(out, exist_ok=True)
     write_text_atomic(os.path.join(out, "diagnose.json"), json.dumps(d, indent=2))
     print(report(d))
-
-
-def define_flags() -> None:
-    flags.DEFINE_string("workdir", None, "Training run folder (config.json, checkpoints/).", required=True)
-    flags.DEFINE_integer("num_images", 64, "Test images (both classes are paired up to the smaller count).")
-
-
-def run():
-    define_flags()
-    app.run(main)

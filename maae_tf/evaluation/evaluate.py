@@ -68,7 +68,7 @@ import time
 
 import numpy as np
 import tensorflow as tf
-from absl import app, flags, logging
+from absl import logging
 
 from maae_tf import attributes
 
@@ -87,36 +87,6 @@ from maae_tf.files import write_text_atomic
 EVAL_DIR = "eval"
 BATCH = 32
 VERSION = 3  # of the metrics (3: the judge's balanced accuracy): another version is never reused (--reuse)
-
-FLAGS = flags.FLAGS
-
-
-def define_flags() -> None:
-    """Defines the command line's flags (at `run()`, not at import, so that importing this module
-    next to maae_tf.training.loop, which also has --workdir, does not clash; a flag already defined by
-    another module is shared)."""
-    specs = (
-        (flags.DEFINE_string, "workdir", None, "Training run folder (holds config.json and checkpoints/)."),
-        (flags.DEFINE_list, "workdirs", None, "Several runs to evaluate and compare in one table (ablations)."),
-        (flags.DEFINE_list, "compose", None, "Runs of different attributes: sequential multi-attribute edits "
-                                             "with 1..K of them (paper Table 2)."),
-        (flags.DEFINE_string, "out", None, "Folder of comparison.md / multi_attribute.md; default: beside "
-                                           "the first run, <parent>/comparison or <parent>/multi_attribute."),
-        (flags.DEFINE_integer, "num_images", None, "Test images to evaluate; default config.eval.num_images."),
-        (flags.DEFINE_integer, "seed", None, "Seed of the attribute classifier's training; default config.seed."),
-        (flags.DEFINE_integer, "num_examples", 8, "Rows of examples.png and sweep.png."),
-        (flags.DEFINE_enum, "identity_network", None, ["auto", "dlib", "fid"],
-         "Face-recognition network of identity_similarity; default config.eval.identity_network."),
-        (flags.DEFINE_bool, "reuse", False, "--workdirs: reuse a run's eval/metrics.json when it is of the same "
-                                            "checkpoint, image count, seed and identity network."),
-    )
-    for define, name, default, *rest in specs:
-        if name not in FLAGS:
-            if define is flags.DEFINE_enum:
-                define(name, default, rest[0], rest[1])
-            else:
-                define(name, default, rest[0])
-
 
 def _finite_or_none(v):
     if isinstance(v, dict):
@@ -528,35 +498,29 @@ def _print_run(m: dict) -> None:
           f"in {m['seconds']:.1f} s ({m['images_per_second']:g} images/s)")
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    modes = [bool(FLAGS.workdir), bool(FLAGS.workdirs), bool(FLAGS.compose)]
-    if sum(modes) != 1:
+def evaluate_command(workdir: str | None, workdirs: list[str] | None, compose: list[str] | None,
+                     out: str | None, reuse: bool = False, identity_network: str | None = None, **kwargs) -> None:
+    """`python -m maae_tf.evaluate`: one run (`workdir`), a comparison (`workdirs`) or
+    multi-attribute edits (`compose`), printed; `kwargs` are num_images, seed and num_examples. A
+    bad input ends in one `error:` line and exit 2."""
+    if sum(map(bool, (workdir, workdirs, compose))) != 1:
         print("error: give exactly one of --workdir (one run), --workdirs (compare runs) or --compose "
               "(multi-attribute edits)", file=sys.stderr)
         sys.exit(2)
     # same numbers for the same checkpoint and seed, also on GPUs
     tf.config.experimental.enable_op_determinism()
-    kwargs = dict(num_images=FLAGS.num_images, seed=FLAGS.seed, num_examples=FLAGS.num_examples)
     try:
-        if FLAGS.workdir:
-            _print_run(evaluate(FLAGS.workdir, identity_network=FLAGS.identity_network, **kwargs))
-        elif FLAGS.workdirs:
+        if workdir:
+            _print_run(evaluate(workdir, identity_network=identity_network, **kwargs))
+        elif workdirs:
             t0 = time.perf_counter()
-            table, out = compare(FLAGS.workdirs, FLAGS.out, reuse=FLAGS.reuse,
-                                 identity_network=FLAGS.identity_network, **kwargs)
+            table, out = compare(workdirs, out, reuse=reuse, identity_network=identity_network, **kwargs)
             print(table)
             print(f"wrote {out}/comparison.md, comparison.json in {time.perf_counter() - t0:.1f} s")
         else:
-            r = multi_attribute(FLAGS.compose, out=FLAGS.out, **kwargs)
+            r = multi_attribute(compose, out=out, **kwargs)
             print(multi_attribute_markdown(r))
             print(f"{r['num_images']} images in {r['seconds']:.1f} s")
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-
-
-def run():
-    define_flags()
-    app.run(main)

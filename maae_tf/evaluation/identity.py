@@ -41,11 +41,10 @@ import sys
 import time
 
 import numpy as np
-from absl import app, flags, logging
+from absl import logging
 
 from maae_tf.data.faces import INSTALL_HINT, shape_model_path
 
-FLAGS = flags.FLAGS
 
 EMBEDDERS = ("auto", "dlib", "fid")
 RECOGNITION_MODEL = "dlib_face_recognition_resnet_model_v1.dat"
@@ -322,18 +321,6 @@ def read_crop(path: str, size: int, config) -> np.ndarray:
     return cv2.resize(crop, (size, size), interpolation=interpolation)
 
 
-def define_flags() -> None:
-    flags.DEFINE_string("images", None, "Folder of aligned 178x218 CelebA photos (or a CelebA release root).")
-    flags.DEFINE_integer("limit", 32, "Use the first LIMIT images (sorted by name).")
-    flags.DEFINE_integer("image_size", 128, "Side of the crops, as the model sees them.")
-    flags.DEFINE_integer("jpeg_quality", 30, "JPEG quality of the degraded self copies.")
-    flags.DEFINE_enum("embedder", "auto", list(EMBEDDERS), "Face embedding network.")
-    flags.DEFINE_string("out", None, "Write the figures to this JSON file.")
-    flags.DEFINE_enum("identity_source", "imagenet", ["imagenet", "h5", "random"],
-                      "F_ID weights for --embedder=fid (config.identity.source).")
-    flags.DEFINE_string("identity_weights_path", "", "F_ID h5 weight file for --identity_source=h5.")
-
-
 def check_folder(folder: str, limit: int, image_size: int, jpeg_quality: int, embedder: str = "auto",
                  identity_source: str = "imagenet", identity_weights_path: str = "") -> dict:
     """separation_check on the crops of the photos in `folder`; adds image_size and seconds."""
@@ -373,25 +360,17 @@ def table(figures: dict) -> str:
     return "\n".join([head] + [f"  {label:<23s}{value}" for label, value in rows])
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if not FLAGS.images:
-        raise app.UsageError("--images is required")
+def check_command(images: str, out: str | None, *args) -> None:
+    """`python -m maae_tf.face_identity`: prints `check_folder(images, *args)` and writes it to the
+    JSON file `out` when given; a bad input ends in one `error:` line and exit 2."""
     try:
-        figures = check_folder(FLAGS.images, FLAGS.limit, FLAGS.image_size, FLAGS.jpeg_quality, FLAGS.embedder,
-                               FLAGS.identity_source, FLAGS.identity_weights_path)
+        figures = check_folder(images, *args)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     print(table(figures))
-    if FLAGS.out:
+    if out:
         from maae_tf.files import write_text_atomic
 
-        write_text_atomic(FLAGS.out, json.dumps(figures, indent=2))
-        print(f"wrote {FLAGS.out}")
-
-
-def run():
-    define_flags()
-    app.run(main)
+        write_text_atomic(out, json.dumps(figures, indent=2))
+        print(f"wrote {out}")

@@ -18,8 +18,7 @@ import sys
 
 import keras
 import tensorflow as tf
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import logging
 
 from maae_tf import attributes
 from maae_tf import config as config_lib
@@ -35,8 +34,6 @@ from maae_tf.model.maae import (build_model, checkpoint, checkpoint_files, descr
 # Settings that may change when a run is resumed; all others must match the saved config.json.
 RESUMABLE_KEYS = ("train_steps", "log_every", "image_every", "checkpoint_every", "keep_checkpoints", "eval",
                   "shuffle_buffer", "strategy", "jit_compile")
-
-FLAGS = flags.FLAGS
 
 
 def resolve_config(cfg, attr: str | None, overridden=()):
@@ -298,13 +295,14 @@ EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+def train_command(cfg, attr: str | None, workdir: str | None, profile_steps: str | None, overridden=()) -> None:
+    """`python -m maae_tf.train`: trains `cfg` (`resolve_config` with `attr` and the `overridden`
+    keys) into `workdir` (default runs/<attr>); a bad input ends in one `error:` line and
+    EXIT_BAD_INPUT, a diverged run in EXIT_DIVERGED."""
     try:
-        cfg = resolve_config(FLAGS.config, FLAGS.attr, config_flags.get_override_values(FLAGS["config"]))
-        workdir = FLAGS.workdir or os.path.join("runs", attributes.snake(cfg.attr))
-        train(cfg, workdir, parse_profile_steps(FLAGS.profile_steps))
+        cfg = resolve_config(cfg, attr, overridden)
+        workdir = workdir or os.path.join("runs", attributes.snake(cfg.attr))
+        train(cfg, workdir, parse_profile_steps(profile_steps))
     except (FileNotFoundError, ValueError, CheckpointNotSaved) as e:
         fail(e, EXIT_BAD_INPUT)
     except NonFiniteLoss as e:
@@ -316,17 +314,3 @@ def fail(error: Exception, code: int) -> None:
     """Ends the command with one `error:` line and exit `code`, no traceback."""
     print(f"error: {error}", file=sys.stderr)
     sys.exit(code)
-
-
-def define_flags() -> None:
-    """The command's flags, defined when it runs (not at import, so that importing this module
-    next to another command's module never defines a flag twice)."""
-    flags.DEFINE_string("attr", None, "Attribute to learn (snake_case alias or CelebA name); overrides config.attr.")
-    flags.DEFINE_string("workdir", None, "Run folder (config, checkpoints, summaries); default runs/<attr>.")
-    flags.DEFINE_string("profile_steps", None, "START,END: write a TensorBoard profile of these global steps.")
-    config_flags.DEFINE_config_file("config", config_lib.DEFAULT_CONFIG,
-                                    "Config file; override keys with --config.key=value.", lock_config=False)
-
-
-def run():
-    config_lib.run_command(main, define_flags, config_lib.DEFAULT_CONFIG)

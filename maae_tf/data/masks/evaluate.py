@@ -2,7 +2,7 @@
 
     python -m maae_tf.data.masks.evaluate --celebamask_hq=DIR \
         [--sources=celebamask_hq,segmenter,landmarks] [--frame=aligned|native] \
-        [--scale=1] [--landmarks=FILE] [--classes=1-15] [--repeats=3] [--out_dir=DIR] [--fetch]
+        [--scale=1] [--landmarks_file=FILE] [--classes=1-15] [--repeats=3] [--out=DIR] [--fetch]
 
 The folder holds photos `N.jpg` and their 19-class label maps `N.png` (any size; the map is
 taken to frame the photo). Reference foreground = the map's classes `--classes` (face + hair,
@@ -11,7 +11,7 @@ taken to frame the photo). Reference foreground = the map's classes `--classes` 
 Sources see what dataset preparation gives them. CelebA-HQ photos are not in CelebA's aligned
 178×218 frame and come without landmarks, so by default (`--frame=aligned`) each photo is brought
 into that frame: dlib's 68-point landmarks (`maae_tf.data.faces.DlibDetector`, largest face; or the 5
-points of `--landmarks`, lines `N.jpg x1 y1 ... x5 y5` in photo pixels) give CelebA's 5 points and
+points of `--landmarks_file`, lines `N.jpg x1 y1 ... x5 y5` in photo pixels) give CelebA's 5 points and
 the similarity CelebA's own alignment uses (`Face.to_aligned`: eyes and mouth centre onto the
 authors' targets); the photo is area-downscaled and warped into 178×218, the label map warped
 with nearest neighbour, the 5 points mapped along. IoU counts only the aligned pixels that the
@@ -208,7 +208,7 @@ def evaluate(folder: str, sources=DEFAULT_SOURCES, frame: str = "aligned", landm
             raise ValueError(f"{label_path}: not a readable PNG")
         if given is not None:
             points5 = given.get(stem)
-            how = "given" if points5 is not None else "missing from --landmarks"
+            how = "given" if points5 is not None else "missing from --landmarks_file"
         else:
             from maae_tf.data.faces import DlibDetector
 
@@ -266,34 +266,24 @@ def _write_overlay(out_dir, stem, spec, sample, fg):
                 np.concatenate([img, refv, diff], 1))
 
 
-def main(argv=None) -> int:
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="python -m maae_tf.data.masks.evaluate", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--celebamask_hq", required=True, help="folder of N.jpg photos with N.png label maps")
-    ap.add_argument("--sources", default=",".join(DEFAULT_SOURCES),
-                    help="comma-separated mask sources (a source's options after ':' use '+' instead of ',')")
-    ap.add_argument("--frame", default="aligned", choices=("aligned", "native"))
-    ap.add_argument("--scale", type=float, default=1.0,
-                    help="the aligned frame at this fraction of 178x218 (0.5: the dev set's 89x109)")
-    ap.add_argument("--landmarks", help="5-point landmarks per photo (N.jpg x1 y1 ... x5 y5); default dlib")
-    ap.add_argument("--classes", default="1-15", help="foreground classes of the label maps (default face + hair)")
-    ap.add_argument("--repeats", type=int, default=3, help="calls per source and photo for the timing")
-    ap.add_argument("--out_dir", help="write image | reference | prediction overlays here")
-    ap.add_argument("--fetch", action="store_true", help="download the segmentation model when not cached")
-    args = ap.parse_args(argv)
-
+def evaluate_command(folder: str, sources: str, frame: str, landmarks_file: str | None, classes: str,
+                     repeats: int, out_dir: str | None, fetch: bool, scale: float) -> int:
+    """`python -m maae_tf.data.masks.evaluate`: `evaluate` of the comma-separated `sources` (a
+    source's options after ':' use '+' instead of ',') and the `classes` range; the exit code: 0,
+    1 when a source could not be evaluated, 2 (after one `error:` line) on a bad input."""
     from maae_tf.data.masks.celebamask_hq import parse_classes
 
-    sources = [s.strip().replace("+", ",") for s in args.sources.split(",") if s.strip()]
+    specs = [s.strip().replace("+", ",") for s in sources.split(",") if s.strip()]
     try:
-        _, failed = evaluate(args.celebamask_hq, sources, args.frame, args.landmarks, parse_classes(args.classes),
-                             args.repeats, args.out_dir, args.fetch, scale=args.scale)
+        _, failed = evaluate(folder, specs, frame, landmarks_file, parse_classes(classes), repeats, out_dir, fetch,
+                             scale=scale)
     except (FileNotFoundError, ValueError, RuntimeError) as e:  # RuntimeError: dlib missing
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 1 if failed else 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # the documented `python -m maae_tf.data.masks.evaluate`: the command is maae_tf/evaluate_masks.py
+    import runpy
+
+    runpy.run_module("maae_tf.evaluate_masks", run_name="__main__", alter_sys=True)

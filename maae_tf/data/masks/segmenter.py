@@ -341,22 +341,16 @@ def make(arg: str | None, data_dir: str = "") -> SegmenterSource:
 SOURCES["segmenter"] = make
 
 
-def main(argv=None) -> int:
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="python -m maae_tf.data.masks.segmenter",
-                                 description="Fetch (download + extract + verify) the selfie-segmentation model.")
-    ap.add_argument("--fetch", action="store_true", help="download the model into the cache (if not there)")
-    ap.add_argument("--wheel", help="read the model from this mediapipe wheel instead of downloading it")
-    ap.add_argument("--cache_dir", help="cache folder (default $MAAE_TF_CACHE or ~/.cache/maae_tf)")
-    args = ap.parse_args(argv)
-    if not (args.fetch or args.wheel):
-        path = model_path(args.cache_dir)
+def fetch_command(fetch: bool, wheel: str | None, cache_dir: str | None) -> int:
+    """`python -m maae_tf.data.masks.segmenter`: with `fetch` or `wheel`, `fetch_segmenter_model`
+    (exit 0, or 2 after one `error:` line); else says whether the model is cached (exit 0 or 1)."""
+    if not (fetch or wheel):
+        path = model_path(cache_dir)
         ok = os.path.isfile(path) and sha256_of(path) == MODEL_SHA256
         print(f"{path}: {'cached, sha256 ok' if ok else 'not cached (run with --fetch)'}")
         return 0 if ok else 1
     try:
-        path = fetch_segmenter_model(args.cache_dir, args.wheel)
+        path = fetch_segmenter_model(cache_dir, wheel)
     except RuntimeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -364,5 +358,7 @@ def main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # the documented `python -m maae_tf.data.masks.segmenter --fetch`: the command is maae_tf/segmenter.py
+    import runpy
+
+    runpy.run_module("maae_tf.segmenter", run_name="__main__", alter_sys=True)
