@@ -196,11 +196,13 @@ def ordered(config: ml_collections.ConfigDict, split: str, limit: int | None = N
     return _elements(paths, masks, labels)
 
 
-def decoder(config: ml_collections.ConfigDict):
-    """The function that decodes a raw element into {"image", "mask", "labels"} (`load_example`)."""
+def decoder(config: ml_collections.ConfigDict, masks: bool = True):
+    """The function that decodes a raw element into {"image", "mask", "labels"} (`load_example`);
+    with `masks` False every mask is zeros and no mask file is read."""
 
     def decode(element):
-        image, mask = load_example(element["path"], element["mask_path"], config)
+        mask_path = element["mask_path"] if masks else ""
+        image, mask = load_example(element["path"], mask_path, config)
         return {"image": image, "mask": mask, "labels": element["labels"]}
 
     return decode

@@ -76,13 +76,14 @@ def keep_fn(rule, column: int, side: int | None):
     return keep
 
 
-def decode_record(serialized, config, prepared_size: int):
+def decode_record(serialized, config, prepared_size: int, masks: bool = True):
     """(image [S, S, 3] float32 in [-1, 1], mask [S, S, 1] float32 in [0, 1] (1 = background),
-    labels [40] float32 0/1) of one serialized record; S = config.image_size."""
+    labels [40] float32 0/1) of one serialized record; S = config.image_size. With `masks` False
+    the mask is zeros, its bytes left undecoded."""
     size = int(config.image_size)
     ex = tf.io.parse_single_example(serialized, all_features())
     image = tf.cast(tf.io.decode_jpeg(ex["image"], channels=3), tf.float32)
-    mask = tf.cond(tf.strings.length(ex["mask"]) > 0,
+    mask = tf.cond(tf.logical_and(masks, tf.strings.length(ex["mask"]) > 0),
                    lambda: tf.cast(tf.io.decode_png(ex["mask"], channels=1), tf.float32),
                    lambda: tf.zeros([prepared_size, prepared_size, 1], tf.float32))
     if size != prepared_size:  # same filters as the file path's
@@ -168,12 +169,13 @@ def ordered(config, split: str, limit: int | None = None):
     return ds if limit is None else ds.take(int(limit))
 
 
-def decoder(config):
-    """The function that decodes a serialized record into {"image", "mask", "labels"} (`decode_record`)."""
+def decoder(config, masks: bool = True):
+    """The function that decodes a serialized record into {"image", "mask", "labels"} (`decode_record`);
+    with `masks` False every mask is zeros and no stored mask is decoded."""
     size = int(records.read_manifest(config.data_dir)["size"])
 
     def decode(serialized):
-        image, mask, labels = decode_record(serialized, config, size)
+        image, mask, labels = decode_record(serialized, config, size, masks)
         return {"image": image, "mask": mask, "labels": labels}
 
     return decode

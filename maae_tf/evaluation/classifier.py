@@ -51,7 +51,7 @@ from absl import logging
 from keras import layers
 
 from maae_tf import attributes
-from maae_tf.data import celeba, layout, pipeline, records, shards, splits
+from maae_tf.data import celeba, layout, pipeline, records, splits
 from maae_tf.files import write_text_atomic
 from maae_tf.data.masks.segmenter import cache_dir as cache_root
 from maae_tf.data.masks.segmenter import sha256_of
@@ -185,29 +185,18 @@ def _source(config, plan: dict, role: int, shuffle_seed: int | None = None) -> t
     order, or endlessly reshuffled by `shuffle_seed` BEFORE decoding (file names, or encoded records
     up to SHUFFLE_RECORDS: a prepared folder is in file order, and a buffer of decoded images the
     size of config.shuffle_buffer held half the dev set)."""
-    keep = plan["role"] == role
-    count = int(keep.sum())
-    mix = lambda ds, buffer: ds if shuffle_seed is None else ds.shuffle(
-        max(1, buffer), seed=shuffle_seed, reshuffle_each_iteration=True).repeat()
-    if records.is_prepared(config.data_dir):
-        manifest = records.check_prepared(config.data_dir)
-        shards.check_config(config, manifest)
-        keys = records.read_index(config.data_dir)[3]
-        table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
-            tf.constant(keys, tf.int64), tf.constant(plan["role"].astype(np.int64))), default_value=UNUSED)
-        ds = tf.data.Dataset.from_tensor_slices(records.shard_paths(config.data_dir))
-        ds = ds.flat_map(lambda f: tf.data.TFRecordDataset(f, buffer_size=1 << 20))
-        key = lambda r: tf.io.parse_single_example(r, {"key": tf.io.FixedLenFeature([], tf.int64)})["key"]
-        ds = mix(ds.filter(lambda r: tf.equal(table.lookup(key(r)), role)), min(count, SHUFFLE_RECORDS))
-        size = int(manifest["size"])
-        return ds.map(lambda r: (lambda d: (d[0], d[2]))(shards.decode_record(r, config, size)),
-                      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    image_dir = os.path.join(config.data_dir, layout.IMAGE_DIR)
-    paths = [os.path.join(image_dir, f) for f, k in zip(plan["files"], keep) if k]
-    y = (plan["labels"][keep].astype(np.float32) + 1.0) / 2.0
-    ds = tf.data.Dataset.from_tensor_slices((tf.constant(paths, tf.string, shape=[len(paths)]), y.reshape(-1, 40)))
-    return mix(ds, count).map(lambda path, label: (celeba.load_example(path, "", config)[0], label),
-                              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    src = pipeline.source(config)
+    keep = tf.constant(plan["role"] == role)
+    count = int((plan["role"] == role).sum())
+    # every image in reading order, the order of `plan` (`_index`), then those of `role`
+    ds = src.ordered(config, "all").enumerate().filter(lambda i, _: keep[i])
+    ds = ds.map(lambda _, element: element)
+    if shuffle_seed is not None:
+        buffer = count if src is celeba else min(count, SHUFFLE_RECORDS)
+        ds = ds.shuffle(max(1, buffer), seed=shuffle_seed, reshuffle_each_iteration=True).repeat()
+    decode = src.decoder(config, masks=False)
+    return ds.map(lambda element: (lambda d: (d["image"], d["labels"]))(decode(element)),
+                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def train_dataset(config, attrs, batch: int, seed: int = 0, plan: dict | None = None) -> tf.data.Dataset:
