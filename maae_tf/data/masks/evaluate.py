@@ -35,14 +35,21 @@ per source. Exit status 2 on a bad folder or flag, 1 when a requested source cou
 
 from __future__ import annotations
 
+import argparse
 import glob
 import os
 import sys
 import time
 
+import cv2
 import numpy as np
 
+from maae_tf.data.faces import ALIGNED_H, ALIGNED_W, DlibDetector, celeba_face, compose, scale_of
+from maae_tf.data.faces import apply as apply_t
 from maae_tf.data.masks import MaskUnavailable, check_mask, make_source
+from maae_tf.data.masks.celebamask_hq import FACE_HAIR, CelebAMaskHQSource, foreground_of, parse_classes
+from maae_tf.data.masks.segmenter import fetch_segmenter_model
+from maae_tf.files import read_image, write_image
 
 DEFAULT_SOURCES = ("celebamask_hq", "segmenter", "landmarks")
 
@@ -100,13 +107,6 @@ class Sample:
     photo-sized boolean mask into the same frame."""
 
     def __init__(self, stem, photo, label_map, classes, points5, frame, scale=1.0):
-        import cv2
-
-        from maae_tf.data.faces import ALIGNED_H, ALIGNED_W, celeba_face, compose, scale_of
-        from maae_tf.data.faces import apply as apply_t
-
-        from maae_tf.data.masks.celebamask_hq import foreground_of
-
         self.stem, self.name, self.photo = stem, stem + ".jpg", photo
         h, w = photo.shape[:2]
         fg = foreground_of(label_map, classes).astype(np.uint8)
@@ -138,8 +138,6 @@ class Sample:
         self.landmarks = apply_t(m, points5).astype(np.float32)
 
     def to_frame(self, photo_fg: np.ndarray) -> np.ndarray:
-        import cv2
-
         if self.m is None:
             return photo_fg
         return cv2.warpAffine(photo_fg.astype(np.uint8), self.m, (self.image.shape[1], self.image.shape[0]),
@@ -165,11 +163,6 @@ def evaluate(folder: str, sources=DEFAULT_SOURCES, frame: str = "aligned", landm
              classes=None, repeats: int = 3, out_dir: str | None = None, fetch: bool = False, out=print,
              scale: float = 1.0):
     """Runs the evaluation described in the module docstring; returns {source: mean IoU}."""
-    import cv2
-
-    from maae_tf.files import read_image
-    from maae_tf.data.masks.celebamask_hq import FACE_HAIR, CelebAMaskHQSource
-
     classes = tuple(classes or FACE_HAIR)
     if frame not in ("aligned", "native"):
         raise ValueError(f"--frame must be aligned or native, not {frame!r}")
@@ -190,8 +183,6 @@ def evaluate(folder: str, sources=DEFAULT_SOURCES, frame: str = "aligned", landm
                 built[spec] = CelebAMaskHQSource(folder, classes)
             else:
                 if kind == "segmenter" and fetch:
-                    from maae_tf.data.masks.segmenter import fetch_segmenter_model
-
                     fetch_segmenter_model()
                 built[spec] = make_source(spec, folder)
         except (FileNotFoundError, RuntimeError, ValueError) as e:
@@ -210,8 +201,6 @@ def evaluate(folder: str, sources=DEFAULT_SOURCES, frame: str = "aligned", landm
             points5 = given.get(stem)
             how = "given" if points5 is not None else "missing from --landmarks"
         else:
-            from maae_tf.data.faces import DlibDetector
-
             detector = detector or DlibDetector()
             faces = detector(photo)
             face = max(faces, key=lambda f: f.box[2] - f.box[0]) if faces else None
@@ -247,10 +236,6 @@ def evaluate(folder: str, sources=DEFAULT_SOURCES, frame: str = "aligned", landm
 
 def _write_overlay(out_dir, stem, spec, sample, fg):
     """image | reference | prediction, red = missed, blue = extra, grey = outside the valid area."""
-    import cv2
-
-    from maae_tf.files import write_image
-
     ref, valid = sample.ref, sample.valid
     diff = np.zeros(ref.shape + (3,), np.uint8)
     diff[ref & fg] = 255
@@ -267,8 +252,6 @@ def _write_overlay(out_dir, stem, spec, sample, fg):
 
 
 def main(argv=None) -> int:
-    import argparse
-
     ap = argparse.ArgumentParser(prog="python -m maae_tf.data.masks.evaluate", description=__doc__.split("\n\n")[0])
     ap.add_argument("--celebamask_hq", required=True, help="folder of N.jpg photos with N.png label maps")
     ap.add_argument("--sources", default=",".join(DEFAULT_SOURCES),
@@ -282,8 +265,6 @@ def main(argv=None) -> int:
     ap.add_argument("--out_dir", help="write image | reference | prediction overlays here")
     ap.add_argument("--fetch", action="store_true", help="download the segmentation model when not cached")
     args = ap.parse_args(argv)
-
-    from maae_tf.data.masks.celebamask_hq import parse_classes
 
     sources = [s.strip().replace("+", ",") for s in args.sources.split(",") if s.strip()]
     try:
