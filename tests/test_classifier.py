@@ -15,7 +15,7 @@ from maae_tf import attributes
 
 from maae_tf.evaluation import classifier
 from maae_tf.config import base_config
-from maae_tf.data import celeba
+from maae_tf.data import layout, pipeline
 
 from conftest import TINY_ATTR, TINY_SPLITS, write_tiny_celeba  # noqa: E402  (tests/ is on sys.path)
 
@@ -88,7 +88,7 @@ def test_default_attrs_dir_and_column(tiny_celeba, private_cache, tmp_path):
 def test_for_dataset_trains_once_reuses_and_retrains(tmp_path):
     # a private copy where Bald is negative on every training image: not in default_attrs
     root = write_tiny_celeba(tmp_path / "data" / "celeba")
-    attr_file = root / celeba.ATTR_FILE
+    attr_file = root / layout.ATTR_FILE
     lines = attr_file.read_text().splitlines()
     for i in range(2, 2 + TINY_SPLITS[0]):
         name, *values = lines[i].split()
@@ -109,7 +109,7 @@ def test_for_dataset_trains_once_reuses_and_retrains(tmp_path):
     assert info["test_details"][MOUTH]["balanced_accuracy"] >= 0.9, info["test_details"]  # the colour is obvious
     assert info["mean_test_accuracy"] == pytest.approx(np.mean(list(info["test_accuracy"].values())))
     assert "(official partition)" in info["split_note"] and "GAN" not in info["split_note"]
-    images = next(iter(celeba.images_dataset(cfg, "test", batch_size=12)))["image"]
+    images = next(iter(pipeline.images_dataset(cfg, "test", batch_size=12)))["image"]
     j = classifier.column(info, TINY_ATTR)
     logits = classifier.predict_logits(model, images)
     np.testing.assert_allclose(classifier.probabilities(model, images), 1 / (1 + np.exp(-logits)), rtol=1e-6)
@@ -220,7 +220,7 @@ def test_own_held_out_split_is_disjoint_from_the_gan_test_images(no_test_partiti
     cfg = paper_config(no_test_partition)
     plan = classifier.split_plan(cfg)
     role, files = plan["role"], np.array(plan["files"])
-    gan_test = {os.path.basename(p) for p in celeba.split_files(cfg, "test")[0]}  # what the run is evaluated on
+    gan_test = {os.path.basename(p) for p in layout.split_files(cfg, "test")[0]}  # what the run is evaluated on
     assert len(gan_test) == 10 and plan["excluded"] == 10
     assert plan["test_source"] == "own" and plan["val_source"] == "none"
     held_out, train = (set(files[role == r]) for r in (classifier.TEST, classifier.TRAIN))

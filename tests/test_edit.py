@@ -24,7 +24,7 @@ from maae_tf.photos import edit
 
 from maae_tf.data import faces
 from maae_tf.photos import heads
-from maae_tf.data import synthetic
+from maae_tf.data import synthetic_faces
 from maae_tf.files import read_photo
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,7 +41,7 @@ def similarity(angle_deg: float, scale: float, tx: float, ty: float) -> np.ndarr
 
 def synthetic_face(i: int = 1):
     """A 178×218 synthetic aligned face (RGB) and its 5 landmarks [5, 2]."""
-    rgb, _, _, landmarks, _ = synthetic.render(0, i, synthetic.identity_params(0, 0))
+    rgb, _, _, landmarks, _ = synthetic_faces.render(0, i, synthetic_faces.identity_params(0, 0))
     return rgb, np.asarray(landmarks, np.float64).reshape(5, 2)
 
 
@@ -555,7 +555,7 @@ class GreenScreen:
 def green_screen_scene(tmp_path):
     """A PNG of the synthetic face and hair (its own mask) placed on a pure green backdrop, the
     Face, and the boolean person (not green) the GreenScreen sees."""
-    rgb, fg_mask, _, landmarks, _ = synthetic.render(0, 1, synthetic.identity_params(0, 0))
+    rgb, fg_mask, _, landmarks, _ = synthetic_faces.render(0, 1, synthetic_faces.identity_params(0, 0))
     place = similarity(8.0, 1.6, 60.0, 40.0)
     w, h = 420, 480
     photo = np.tile(GREEN, (h, w, 1))

@@ -303,7 +303,7 @@ def test_real_small_faces_of_the_dev_set():
     """Real half-size CelebA photos (89×109) and dlib: one plain detection finds, one it misses
     and the 2× enlarged image finds, one found neither way (the template's)."""
     pytest.importorskip("dlib")
-    from maae_tf.data.prepare import read_jpeg
+    from maae_tf.data.shard_writer import read_jpeg
 
     src = seg.SegmenterSource("auto", segmenter=AllPerson())
     for name, expected in (("000033.jpg", "dlib"), ("000208.jpg", "dlib-upsampled"), ("000036.jpg", "template")):

@@ -15,7 +15,7 @@ import tensorflow as tf
 from conftest import TINY_SPLITS, tiny_name, write_tiny_celeba
 from maae_tf import attributes
 from maae_tf.config import base_config
-from maae_tf.data import celeba, prepare, records
+from maae_tf.data import layout, pipeline, prepare, records, shards, splits
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 32
@@ -80,11 +80,11 @@ def test_manifest_counts_and_failures(prepared):
 def test_record_contents(prepared):
     out, _ = prepared
     ds = tf.data.TFRecordDataset(str(out / records.shard_name(0, 3)))
-    ex = tf.io.parse_single_example(next(iter(ds)), records.all_features())
+    ex = tf.io.parse_single_example(next(iter(ds)), shards.all_features())
     assert ex["file"].numpy() == tiny_name(0).encode()
     assert ex["mask_source"].numpy() == b"files"
     assert ex["split"].numpy() == 0
-    assert ex["key"].numpy() == records.file_key(tiny_name(0))
+    assert ex["key"].numpy() == splits.file_key(tiny_name(0))
     labels = ex["labels"].numpy()
     assert set(labels) <= {0, 1} and labels[attributes.index(attributes.resolve("mouth_open"))] == 1
     image = tf.io.decode_jpeg(ex["image"]).numpy()
@@ -107,7 +107,7 @@ def test_determinism_and_resume(damaged, prepared, tmp_path):
     (again / "manifest.json").unlink()
     (again / (records.shard_name(2, 3) + ".tmp")).write_bytes(b"half a shard")
     with pytest.raises(FileNotFoundError, match="unfinished"):
-        celeba.check_layout(str(again))
+        pipeline.check_layout(str(again))
     prepare.prepare(str(damaged), str(again), size=SIZE, masks="files", workers=1, shard_size=SHARD)
     assert _digests(again) == before
     for k in (0, 2):  # kept, not rewritten
@@ -141,7 +141,7 @@ def test_cli_workers_same_bytes(damaged, prepared, tmp_path):
 def test_pairs_filtered_balanced(prepared):
     out, _ = prepared
     cfg = _config(out)
-    ds = celeba.pairs_dataset(cfg, "train")
+    ds = pipeline.pairs_dataset(cfg, "train")
     for batch in ds.take(6):
         x1, x2 = batch["x1"].numpy(), batch["x2"].numpy()
         assert x1.shape == (4, SIZE, SIZE, 3) and batch["m1"].shape == (4, SIZE, SIZE, 1)
@@ -158,36 +158,36 @@ def test_filter_by_label_feature(prepared):
     out, _ = prepared
     cfg = _config(out)
     column = attributes.index(attributes.resolve(cfg.attr))
-    rule, n_pos, n_neg = records._selection(cfg, "train")
+    rule, n_pos, n_neg = shards.selection(cfg, "train")
     ds = tf.data.Dataset.from_tensor_slices(records.shard_paths(str(out))).flat_map(tf.data.TFRecordDataset)
     for side, n in ((0, n_neg), (1, n_pos)):
-        kept = [tf.io.parse_single_example(s, records.all_features())
-                for s in ds.filter(records._keep_fn(rule, column, side))]
+        kept = [tf.io.parse_single_example(s, shards.all_features())
+                for s in ds.filter(shards.keep_fn(rule, column, side))]
         assert len(kept) == n and n > 0
         assert all(int(e["labels"][column]) == side and int(e["split"]) == 0 for e in kept)
 
 
 def test_images_match_file_path(prepared, damaged):
     out, _ = prepared
-    got = next(iter(celeba.images_dataset(_config(out), "test", batch_size=64)))
-    want = next(iter(celeba.images_dataset(_config(damaged), "test", batch_size=64)))
+    got = next(iter(pipeline.images_dataset(_config(out), "test", batch_size=64)))
+    want = next(iter(pipeline.images_dataset(_config(damaged), "test", batch_size=64)))
     assert got["image"].shape == want["image"].shape == (TINY_SPLITS[2], SIZE, SIZE, 3)
     np.testing.assert_array_equal(got["labels"].numpy(), want["labels"].numpy())
     assert float(tf.reduce_mean(tf.abs(got["image"] - want["image"]))) < 0.05  # resize filter + JPEG q95
     assert float(tf.reduce_mean(tf.abs(got["mask"] - want["mask"]))) < 0.02
     # read at another size than prepared: resized at read time
-    big = next(iter(celeba.images_dataset(_config(out, image_size=64), "test", limit=2)))
+    big = next(iter(pipeline.images_dataset(_config(out, image_size=64), "test", limit=2)))
     assert big["image"].shape == (2, 64, 64, 3) and big["mask"].shape == (2, 64, 64, 1)
     with pytest.raises(ValueError, match="crop"):
-        celeba.images_dataset(_config(out, crop_top=0.0), "test")
+        pipeline.images_dataset(_config(out, crop_top=0.0), "test")
 
 
 def _selected_files(cfg, split) -> list[str]:
-    rule, _, _ = records._selection(cfg, split)
+    rule, _, _ = shards.selection(cfg, split)
     column = attributes.index(attributes.resolve(cfg.attr))
     ds = tf.data.Dataset.from_tensor_slices(records.shard_paths(cfg.data_dir)).flat_map(tf.data.TFRecordDataset)
-    return sorted(tf.io.parse_single_example(s, records.all_features())["file"].numpy().decode()
-                  for s in ds.filter(records._keep_fn(rule, column, None)))
+    return sorted(tf.io.parse_single_example(s, shards.all_features())["file"].numpy().decode()
+                  for s in ds.filter(shards.keep_fn(rule, column, None)))
 
 
 def test_paper_split_reproducible(tiny_celeba, tmp_path):
@@ -195,23 +195,23 @@ def test_paper_split_reproducible(tiny_celeba, tmp_path):
     prepare.prepare(str(tiny_celeba), str(out), size=SIZE, masks="none", workers=1, shard_size=SHARD)
     paper = dict(split_protocol="paper", split_test_per_attribute=10)
     cfg = _config(out, seed=1, **paper)
-    _, n_pos, n_neg = records._selection(cfg, "test")
+    _, n_pos, n_neg = shards.selection(cfg, "test")
     assert (n_pos, n_neg) == (5, 5)  # balanced
-    _, t_pos, t_neg = records._selection(cfg, "train")
+    _, t_pos, t_neg = shards.selection(cfg, "train")
     assert t_pos + t_neg == 30  # all the rest, official val/test included
     test = _selected_files(cfg, "test")
     assert len(test) == 10 and not set(test) & set(_selected_files(cfg, "train"))
     assert _selected_files(_config(out, seed=1, **paper), "test") == test  # same seed, same draw
     assert _selected_files(_config(out, seed=2, **paper), "test") != test  # the seed decides
     # the file-based reader draws the same images
-    by_files = celeba.split_files(_config(tiny_celeba, seed=1, **paper), "test")[0]
+    by_files = layout.split_files(_config(tiny_celeba, seed=1, **paper), "test")[0]
     assert sorted(os.path.basename(p) for p in by_files) == test
-    batch = next(iter(celeba.images_dataset(cfg, "test", batch_size=64)))
+    batch = next(iter(pipeline.images_dataset(cfg, "test", batch_size=64)))
     assert len(batch["image"]) == 10
     assert float(tf.reduce_max(batch["mask"])) == 0.0  # masks "none": zeros, as the file path gives
     assert records.read_manifest(str(out))["per_mask_source"] == {"none": 40}
     with pytest.raises(ValueError, match="no val split"):
-        celeba.images_dataset(cfg, "val")
+        pipeline.images_dataset(cfg, "val")
 
 
 def _x1_digests(ds, batches):
@@ -229,14 +229,14 @@ def test_file_sharding_across_workers(prepared):
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.FILE
     seen = []
     for index in range(2):
-        ds = records.images_dataset(cfg, "all", batch_size=1).with_options(options)
+        ds = pipeline.images_dataset(cfg, "all", batch_size=1).with_options(options)
         sharded = tf_distribute._AutoShardDataset(ds, num_workers=2, index=index, num_replicas=1)
         seen.append(sum(int(b["image"].shape[0]) for b in sharded))
     assert sum(seen) == 38 and min(seen) > 0  # every record once, split between the workers
     # the pairs: FILE policy accepted (the file list is the source), explicit contexts disjoint
-    ds = records.pairs_dataset(_config(out, batch_size=2)).with_options(options)
+    ds = pipeline.pairs_dataset(_config(out, batch_size=2)).with_options(options)
     assert len(_x1_digests(tf_distribute._AutoShardDataset(ds, num_workers=2, index=1, num_replicas=1), 2)) == 4
-    per_worker = [set(_x1_digests(records.pairs_dataset(
+    per_worker = [set(_x1_digests(pipeline.pairs_dataset(
         _config(out, batch_size=2), "train", tf.distribute.InputContext(2, i, 1)), 10)) for i in range(2)]
     assert per_worker[0] and per_worker[1] and not per_worker[0] & per_worker[1]
 
@@ -280,7 +280,7 @@ def test_manifest_counts_each_mask_origin(tiny_celeba, tmp_path, monkeypatch, ca
     printed = capsys.readouterr().out
     assert "prepare: masks: twoway/odd 20 (50.00 %), twoway/even 19 (47.50 %), none 1 (2.50 %)" in printed
     ds = tf.data.TFRecordDataset(str(tmp_path / "out" / records.shard_name(0, 3)))
-    origins = [tf.io.parse_single_example(r, records.all_features())["mask_source"].numpy() for r in ds.take(4)]
+    origins = [tf.io.parse_single_example(r, shards.all_features())["mask_source"].numpy() for r in ds.take(4)]
     assert origins == [b"twoway/odd", b"twoway/even", b"twoway/odd", b"none"]  # per record, too
 
 

@@ -51,7 +51,7 @@ from absl import logging
 from keras import layers
 
 from maae_tf import attributes
-from maae_tf.data import celeba
+from maae_tf.data import celeba, layout, pipeline, records, splits
 from maae_tf.files import write_text_atomic
 from maae_tf.data.masks.segmenter import cache_dir as cache_root
 from maae_tf.data.masks.segmenter import sha256_of
@@ -98,18 +98,16 @@ def _index(config) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(file names, labels int8 [N, 40] ±1, official partition int64 [N]: 0/1/2, -1 unlisted) of
     every image of config.data_dir, in reading order (attribute file order, or shard order for
     prepared TFRecords)."""
-    from maae_tf.data import records
-
-    celeba.check_layout(config.data_dir)
+    pipeline.check_layout(config.data_dir)
     if records.is_prepared(config.data_dir):
-        files, labels01, splits, _ = records.read_index(config.data_dir)
-        return list(files), (labels01.astype(np.int8) * 2 - 1), np.asarray(splits, np.int64)
+        files, labels01, official, _ = records.read_index(config.data_dir)
+        return list(files), (labels01.astype(np.int8) * 2 - 1), np.asarray(official, np.int64)
     everything = copy.deepcopy(config)
     with everything.unlocked():
         everything.split_protocol = "official"
-    paths, labels = celeba.split_files(everything, "all")  # checks every image is on disk
+    paths, labels = layout.split_files(everything, "all")  # checks every image is on disk
     files = [os.path.basename(p) for p in paths]
-    partition = celeba.read_partition(config.data_dir)
+    partition = layout.read_partition(config.data_dir)
     return files, labels, np.array([partition.get(f, -1) for f in files], np.int64)
 
 
@@ -119,18 +117,14 @@ def gan_test_mask(config, files, labels) -> np.ndarray:
     drawn by the same code as the run's own split; all False under the official protocol."""
     if config.get("split_protocol", "official") != "paper":
         return np.zeros(len(files), bool)
-    from maae_tf.data import records
-
-    return records.paper_split_mask(files, labels, attributes.index(attributes.resolve(config.attr)), "test",
+    return splits.paper_split_mask(files, labels, attributes.index(attributes.resolve(config.attr)), "test",
                                      int(config.split_test_per_attribute), int(config.seed))
 
 
 def _draw_order(files, seed: int) -> np.ndarray:
     """Position of each image in a seeded order that depends only on the file names: a salted hash
     (not the records' key XOR a mix, whose order follows the paper draw's and would overlap it)."""
-    from maae_tf.data import records
-
-    score = np.array([records.file_key(f"maae_tf classifier split, seed {int(seed)}/{f}") for f in files], np.int64)
+    score = np.array([splits.file_key(f"maae_tf classifier split, seed {int(seed)}/{f}") for f in files], np.int64)
     order = np.empty(len(files), np.int64)
     order[np.argsort(score, kind="stable")] = np.arange(len(files))
     return order
@@ -191,31 +185,18 @@ def _source(config, plan: dict, role: int, shuffle_seed: int | None = None) -> t
     order, or endlessly reshuffled by `shuffle_seed` BEFORE decoding (file names, or encoded records
     up to SHUFFLE_RECORDS: a prepared folder is in file order, and a buffer of decoded images the
     size of config.shuffle_buffer held half the dev set)."""
-    from maae_tf.data import records
-
-    keep = plan["role"] == role
-    count = int(keep.sum())
-    mix = lambda ds, buffer: ds if shuffle_seed is None else ds.shuffle(
-        max(1, buffer), seed=shuffle_seed, reshuffle_each_iteration=True).repeat()
-    if records.is_prepared(config.data_dir):
-        manifest = records.check_prepared(config.data_dir)
-        records.check_config(config, manifest)
-        keys = records.read_index(config.data_dir)[3]
-        table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
-            tf.constant(keys, tf.int64), tf.constant(plan["role"].astype(np.int64))), default_value=UNUSED)
-        ds = tf.data.Dataset.from_tensor_slices(records.shard_paths(config.data_dir))
-        ds = ds.flat_map(lambda f: tf.data.TFRecordDataset(f, buffer_size=1 << 20))
-        key = lambda r: tf.io.parse_single_example(r, {"key": tf.io.FixedLenFeature([], tf.int64)})["key"]
-        ds = mix(ds.filter(lambda r: tf.equal(table.lookup(key(r)), role)), min(count, SHUFFLE_RECORDS))
-        size = int(manifest["size"])
-        return ds.map(lambda r: (lambda d: (d[0], d[2]))(records.decode_record(r, config, size)),
-                      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    image_dir = os.path.join(config.data_dir, celeba.IMAGE_DIR)
-    paths = [os.path.join(image_dir, f) for f, k in zip(plan["files"], keep) if k]
-    y = (plan["labels"][keep].astype(np.float32) + 1.0) / 2.0
-    ds = tf.data.Dataset.from_tensor_slices((tf.constant(paths, tf.string, shape=[len(paths)]), y.reshape(-1, 40)))
-    return mix(ds, count).map(lambda path, label: (celeba.load_example(path, "", config)[0], label),
-                              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    src = pipeline.source(config)
+    keep = tf.constant(plan["role"] == role)
+    count = int((plan["role"] == role).sum())
+    # every image in reading order, the order of `plan` (`_index`), then those of `role`
+    ds = src.ordered(config, "all").enumerate().filter(lambda i, _: keep[i])
+    ds = ds.map(lambda _, element: element)
+    if shuffle_seed is not None:
+        buffer = count if src is celeba else min(count, SHUFFLE_RECORDS)
+        ds = ds.shuffle(max(1, buffer), seed=shuffle_seed, reshuffle_each_iteration=True).repeat()
+    decode = src.decoder(config, masks=False)
+    return ds.map(lambda element: (lambda d: (d["image"], d["labels"]))(decode(element)),
+                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def train_dataset(config, attrs, batch: int, seed: int = 0, plan: dict | None = None) -> tf.data.Dataset:
@@ -464,7 +445,7 @@ def column(info: dict, attr: str) -> int:
 
 def _identity(config, steps, batch, seed, width, plan) -> dict:
     """What a cached classifier must match to be reused (besides holding the attributes asked for)."""
-    attr_file = os.path.join(config.data_dir, celeba.ATTR_FILE)
+    attr_file = os.path.join(config.data_dir, layout.ATTR_FILE)
     return {
         "version": VERSION,
         "image_size": int(config.image_size),

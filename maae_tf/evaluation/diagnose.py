@@ -31,7 +31,7 @@ import tensorflow as tf
 from maae_tf import attributes
 
 from maae_tf.model import precision
-from maae_tf.data import celeba
+from maae_tf.data import pipeline
 from maae_tf.files import write_text_atomic
 from maae_tf.model.networks import NEGATIVE, POSITIVE
 
@@ -115,7 +115,7 @@ def diagnose(workdir: str, num_images: int = 64) -> dict:
     with precision.policy_scope("float32"):
         model, cfg, step = load_from_workdir(workdir, with_identity=cfg_has_local_identity(workdir))
         attr = attributes.resolve(cfg.attr)
-        batch = next(iter(celeba.images_dataset(cfg, split="test", limit=num_images, batch_size=num_images)))
+        batch = next(iter(pipeline.images_dataset(cfg, split="test", limit=num_images, batch_size=num_images)))
         positive = batch["labels"].numpy()[:, attributes.index(attr)] > 0.5
         images, masks = batch["image"].numpy(), batch["mask"].numpy()
         negatives, positives = images[~positive], images[positive]

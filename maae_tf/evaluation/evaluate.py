@@ -81,7 +81,7 @@ from maae_tf.model import precision
 from maae_tf.evaluation import scoring
 
 from maae_tf.evaluation import visualize
-from maae_tf.data import celeba
+from maae_tf.data import layout, pipeline
 from maae_tf.files import write_text_atomic
 
 EVAL_DIR = "eval"
@@ -211,7 +211,7 @@ def evaluate(workdir: str, num_images: int | None = None, seed: int | None = Non
 
     t0 = time.perf_counter()
     model, config, step = _load(workdir)
-    celeba.check_layout(config.data_dir)
+    pipeline.check_layout(config.data_dir)
     attr = attributes.resolve(config.attr)
     label_col = attributes.index(attr)
     d0 = float(config.delta_max)
@@ -230,7 +230,7 @@ def evaluate(workdir: str, num_images: int | None = None, seed: int | None = Non
     n_sweep = int(config.eval.sweep_images)
 
     scores, truth, sweeps, examples = {}, [], [], []
-    for batch in celeba.images_dataset(config, "test", limit=n_want, batch_size=BATCH):
+    for batch in pipeline.images_dataset(config, "test", limit=n_want, batch_size=BATCH):
         x = batch["image"].numpy()
         positive = batch["labels"].numpy()[:, label_col] > 0.5
         s = scoring.score_batch(model, x, batch["mask"].numpy(), positive, judge, clf_col, d0, embedder=embedder)
@@ -288,7 +288,7 @@ def evaluate(workdir: str, num_images: int | None = None, seed: int | None = Non
     m["l1_scale"] = "images mapped to [0, 1]; mean over pixels (and channels) of each image, then over images"
     if m["background_psnr_count"] == 0:
         logging.warning("no background masks in %s: background metrics are null",
-                        os.path.join(config.data_dir, celeba.MASK_DIR))
+                        os.path.join(config.data_dir, layout.MASK_DIR))
 
     ex = np.concatenate(examples)
     scale = max(1, 128 // int(config.image_size))
@@ -408,7 +408,7 @@ def multi_attribute(workdirs, num_images: int | None = None, seed: int | None = 
         if os.path.abspath(c.data_dir) != os.path.abspath(config.data_dir):
             raise ValueError(f"runs of different datasets cannot be scored together: {workdirs[0]} uses "
                              f"{config.data_dir}, {w} uses {c.data_dir}")
-    celeba.check_layout(config.data_dir)
+    pipeline.check_layout(config.data_dir)
     attrs = [attributes.resolve(c.attr) for c in configs]
     label_cols = [attributes.index(a) for a in attrs]
     n_want = int(config.eval.num_images if num_images is None else num_images)
@@ -419,7 +419,7 @@ def multi_attribute(workdirs, num_images: int | None = None, seed: int | None = 
 
     per_k = {k: {"all": [], "each": [], "fidelity": [], "bg": []} for k in range(1, k_all + 1)}
     examples = None
-    for batch in celeba.images_dataset(config, "test", limit=n_want, batch_size=BATCH):
+    for batch in pipeline.images_dataset(config, "test", limit=n_want, batch_size=BATCH):
         x = batch["image"].numpy()
         mask = batch["mask"].numpy()
         positive = batch["labels"].numpy()[:, label_cols] > 0.5                  # [N, K]

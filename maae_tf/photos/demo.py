@@ -81,14 +81,14 @@ def example_photo(n: int) -> tuple[np.ndarray, str]:
     """Built-in example n (RGB, file name): faces drawn by the synthetic face set, never a real one."""
     import cv2
 
-    from maae_tf.data import synthetic
+    from maae_tf.data import synthetic_faces
 
     if n == 0:
-        rgb = synthetic.render(0, 1, synthetic.identity_params(0, 0))[0]
+        rgb = synthetic_faces.render(0, 1, synthetic_faces.identity_params(0, 0))[0]
         name = "synthetic-portrait.png"
     elif n == 1:
-        a = synthetic.render(0, 7, synthetic.identity_params(0, 3))[0]
-        b = synthetic.render(0, 12, synthetic.identity_params(0, 5))[0]
+        a = synthetic_faces.render(0, 7, synthetic_faces.identity_params(0, 3))[0]
+        b = synthetic_faces.render(0, 12, synthetic_faces.identity_params(0, 5))[0]
         rgb, name = np.concatenate([a, b], 1), "synthetic-pair.png"
     else:
         raise edit.BadInput(f"no example {n} (there are {len(EXAMPLES)})")

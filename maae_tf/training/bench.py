@@ -12,7 +12,7 @@ For the config at the given size, batch and width it prints
 - per precision (--precision, default float32 and what precision=auto picks here): the real
   train_step's median ms/step over --steps timed steps on random tensors (after 2 warm-up
   steps), pairs/s, achieved GFLOP/s and its share of the matching matmul peak;
-- the tf.data pipeline's pairs/s on the config's dataset (`maae_tf.data.celeba.pairs_dataset`,
+- the tf.data pipeline's pairs/s on the config's dataset (`maae_tf.data.pipeline.pairs_dataset`,
   decoding, cropping, masks), when the dataset exists;
 - when the PyTorch reference step (`REFERENCE`) and a Python with torch are found (--torch_python,
   default /tmp/torchvenv/bin/python), the PyTorch reference step at the same size, batch and width,
@@ -139,15 +139,15 @@ def time_step(cfg, steps: int) -> tuple[float, object]:
 
 def pipeline_pairs_per_s(cfg, batches: int) -> tuple[float | None, str]:
     """Pairs/s the tf.data pipeline delivers on cfg's dataset, or (None, why not)."""
-    from maae_tf.data import celeba
+    from maae_tf.data import pipeline
 
     if batches <= 0:
         return None, "skipped"
     try:
-        celeba.check_layout(cfg.data_dir)
+        pipeline.check_layout(cfg.data_dir)
     except (FileNotFoundError, ValueError):
         return None, f"no dataset at {cfg.data_dir}"
-    it = iter(celeba.pairs_dataset(cfg, split="train"))
+    it = iter(pipeline.pairs_dataset(cfg, split="train"))
     for _ in range(3):
         next(it)
     t = time.perf_counter()

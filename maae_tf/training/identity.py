@@ -33,16 +33,16 @@ from absl import logging
 def identity_files(data_dir: str, seed: int = 0):
     """(train paths, train labels 0..K-1, held-out paths, held-out labels, K) from the train
     partition: identities with >= 2 images; one image of each identity with >= 3 held out."""
-    from maae_tf.data import celeba
+    from maae_tf.data import layout, splits
 
-    ids = celeba.read_identities(data_dir)
+    ids = layout.read_identities(data_dir)
     if not ids:
-        raise FileNotFoundError(f"{os.path.join(data_dir, celeba.IDENTITY_FILE)} not found or empty: "
+        raise FileNotFoundError(f"{os.path.join(data_dir, layout.IDENTITY_FILE)} not found or empty: "
                                 "train_identity needs identity labels")
-    part = celeba.read_partition(data_dir)
+    part = layout.read_partition(data_dir)
     by_id: dict[int, list[str]] = {}
     for name, ident in sorted(ids.items()):
-        if part.get(name) == celeba.SPLITS["train"]:
+        if part.get(name) == splits.SPLITS["train"]:
             by_id.setdefault(ident, []).append(name)
     by_id = {k: v for k, v in by_id.items() if len(v) >= 2}
     if len(by_id) < 2:
@@ -55,7 +55,7 @@ def identity_files(data_dir: str, seed: int = 0):
         if len(names) >= 3:
             held.append((names.pop(int(rng.integers(len(names)))), index[ident]))
         train += [(n, index[ident]) for n in names]
-    path = lambda n: os.path.join(data_dir, celeba.IMAGE_DIR, n)
+    path = lambda n: os.path.join(data_dir, layout.IMAGE_DIR, n)
     return ([path(n) for n, _ in train], np.array([l for _, l in train], np.int32),
             [path(n) for n, _ in held], np.array([l for _, l in held], np.int32), len(by_id))
 

@@ -26,7 +26,7 @@ from maae_tf.training import distribute, settings
 from maae_tf.model import precision
 from maae_tf.training.callbacks import (CheckpointNotSaved, Checkpointer, EditEvaluator, NonFiniteLoss, Profiler,
                                TrainMonitor, global_step)
-from maae_tf.data import celeba
+from maae_tf.data import layout, pipeline, records
 from maae_tf.files import write_text_atomic
 from maae_tf.model.maae import (build_model, checkpoint, checkpoint_files, describe_damaged, restore_newest,
                           saved_checkpoints)
@@ -51,8 +51,6 @@ def prepare_data(cfg) -> None:
     """Builds the synthetic set when the config asks for it, only at its default place
     (config.SYNTHETIC_DIR: a folder the user names is never filled with synthetic faces), then
     checks the CelebA layout (or the prepared TFRecords, `python -m maae_tf.data.prepare`)."""
-    from maae_tf.data import records
-
     builds = cfg.synthetic.build_if_missing
     at_default = bool(cfg.data_dir) and os.path.abspath(cfg.data_dir) == os.path.abspath(config_lib.SYNTHETIC_DIR)
     if (builds and at_default and not records.is_prepared(cfg.data_dir)
@@ -62,7 +60,7 @@ def prepare_data(cfg) -> None:
         logging.info("building the synthetic face set (%d images) in %s", cfg.synthetic.num, cfg.data_dir)
         synthetic.ensure(cfg.data_dir, cfg.synthetic.num, seed=cfg.synthetic.seed)
     try:
-        celeba.check_layout(cfg.data_dir)
+        pipeline.check_layout(cfg.data_dir)
     except FileNotFoundError as e:
         if builds and not at_default:
             raise FileNotFoundError(
@@ -104,7 +102,7 @@ def held_out_batch(cfg, n: int) -> dict:
     whole run: the TensorBoard edit grids and the in-training evaluation always show the same faces."""
     for split in ("test", "train"):
         try:
-            batch = next(iter(celeba.images_dataset(cfg, split=split, limit=n, batch_size=n)), None)
+            batch = next(iter(pipeline.images_dataset(cfg, split=split, limit=n, batch_size=n)), None)
         except ValueError:  # a prepared folder without that split
             batch = None
         if batch is not None:
@@ -243,11 +241,11 @@ def train(cfg, workdir: str, profile_steps=None, strategy=None) -> keras.Model:
     try:
         fit(model, cfg, strategy, manager, workdir, out, profile_steps)
     except tf.errors.InvalidArgumentError as e:  # a damaged image file of a release-layout folder
-        problem = celeba.explain_decode_error(e, cfg)
+        problem = pipeline.explain_decode_error(e, cfg)
         if problem is None:
             raise
         raise ValueError(f"{problem}: training stopped, the checkpoints saved so far are kept; remove the file "
-                         f"and its row in {celeba.ATTR_FILE}, or prepare the folder (python -m maae_tf.data.prepare "
+                         f"and its row in {layout.ATTR_FILE}, or prepare the folder (python -m maae_tf.data.prepare "
                          "skips unreadable images), then rerun to resume") from None
     return model
 
@@ -259,7 +257,7 @@ def fit(model, cfg, strategy, manager, workdir: str, out: str, profile_steps=Non
     # A resumed run reshuffles from a seed tied to its step, rather than replaying the first pairs.
     data_cfg = cfg.copy_and_resolve_references()
     data_cfg.seed = cfg.seed + step
-    pairs = celeba.pairs_dataset(data_cfg, split="train")
+    pairs = pipeline.pairs_dataset(data_cfg, split="train")
     held_out = edit_grid_images(cfg)
 
     writer = tf.summary.create_file_writer(os.path.join(out, "tensorboard"))
@@ -277,8 +275,6 @@ def fit(model, cfg, strategy, manager, workdir: str, out: str, profile_steps=Non
                  "workdir %s", attributes.resolve(cfg.attr), step, cfg.train_steps, cfg.batch_size,
                  strategy.num_replicas_in_sync, cfg.image_size, cfg.width, workdir)
     if multi_worker:
-        from maae_tf.data import records
-
         distribute.custom_loop(model, strategy, pairs, cfg.train_steps - step, callbacks,
                                files_sharded=records.is_prepared(cfg.data_dir))
     else:

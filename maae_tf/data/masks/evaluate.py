@@ -40,9 +40,15 @@ import os
 import sys
 import time
 
+import cv2
 import numpy as np
 
+from maae_tf.data.faces import ALIGNED_H, ALIGNED_W, DlibDetector, celeba_face, compose, scale_of
+from maae_tf.data.faces import apply as apply_t
 from maae_tf.data.masks import MaskUnavailable, check_mask, make_source
+from maae_tf.data.masks.celebamask_hq import FACE_HAIR, CelebAMaskHQSource, foreground_of, parse_classes
+from maae_tf.data.masks.segmenter import fetch_segmenter_model
+from maae_tf.files import read_image, write_image
 
 DEFAULT_SOURCES = ("celebamask_hq", "segmenter", "landmarks")
 
@@ -100,13 +106,6 @@ class Sample:
     photo-sized boolean mask into the same frame."""
 
     def __init__(self, stem, photo, label_map, classes, points5, frame, scale=1.0):
-        import cv2
-
-        from maae_tf.data.faces import ALIGNED_H, ALIGNED_W, celeba_face, compose, scale_of
-        from maae_tf.data.faces import apply as apply_t
-
-        from maae_tf.data.masks.celebamask_hq import foreground_of
-
         self.stem, self.name, self.photo = stem, stem + ".jpg", photo
         h, w = photo.shape[:2]
         fg = foreground_of(label_map, classes).astype(np.uint8)
@@ -138,8 +137,6 @@ class Sample:
         self.landmarks = apply_t(m, points5).astype(np.float32)
 
     def to_frame(self, photo_fg: np.ndarray) -> np.ndarray:
-        import cv2
-
         if self.m is None:
             return photo_fg
         return cv2.warpAffine(photo_fg.astype(np.uint8), self.m, (self.image.shape[1], self.image.shape[0]),
@@ -165,11 +162,6 @@ def evaluate(folder: str, sources=DEFAULT_SOURCES, frame: str = "aligned", landm
              classes=None, repeats: int = 3, out_dir: str | None = None, fetch: bool = False, out=print,
              scale: float = 1.0):
     """Runs the evaluation described in the module docstring; returns {source: mean IoU}."""
-    import cv2
-
-    from maae_tf.files import read_image
-    from maae_tf.data.masks.celebamask_hq import FACE_HAIR, CelebAMaskHQSource
-
     classes = tuple(classes or FACE_HAIR)
     if frame not in ("aligned", "native"):
         raise ValueError(f"--frame must be aligned or native, not {frame!r}")
@@ -190,8 +182,6 @@ def evaluate(folder: str, sources=DEFAULT_SOURCES, frame: str = "aligned", landm
                 built[spec] = CelebAMaskHQSource(folder, classes)
             else:
                 if kind == "segmenter" and fetch:
-                    from maae_tf.data.masks.segmenter import fetch_segmenter_model
-
                     fetch_segmenter_model()
                 built[spec] = make_source(spec, folder)
         except (FileNotFoundError, RuntimeError, ValueError) as e:
@@ -210,8 +200,6 @@ def evaluate(folder: str, sources=DEFAULT_SOURCES, frame: str = "aligned", landm
             points5 = given.get(stem)
             how = "given" if points5 is not None else "missing from --landmarks_file"
         else:
-            from maae_tf.data.faces import DlibDetector
-
             detector = detector or DlibDetector()
             faces = detector(photo)
             face = max(faces, key=lambda f: f.box[2] - f.box[0]) if faces else None
@@ -247,10 +235,6 @@ def evaluate(folder: str, sources=DEFAULT_SOURCES, frame: str = "aligned", landm
 
 def _write_overlay(out_dir, stem, spec, sample, fg):
     """image | reference | prediction, red = missed, blue = extra, grey = outside the valid area."""
-    import cv2
-
-    from maae_tf.files import write_image
-
     ref, valid = sample.ref, sample.valid
     diff = np.zeros(ref.shape + (3,), np.uint8)
     diff[ref & fg] = 255
@@ -271,8 +255,6 @@ def evaluate_command(folder: str, sources: str, frame: str, landmarks_file: str 
     """`python -m maae_tf.data.masks.evaluate`: `evaluate` of the comma-separated `sources` (a
     source's options after ':' use '+' instead of ',') and the `classes` range; the exit code: 0,
     1 when a source could not be evaluated, 2 (after one `error:` line) on a bad input."""
-    from maae_tf.data.masks.celebamask_hq import parse_classes
-
     specs = [s.strip().replace("+", ",") for s in sources.split(",") if s.strip()]
     try:
         _, failed = evaluate(folder, specs, frame, landmarks_file, parse_classes(classes), repeats, out_dir, fetch,

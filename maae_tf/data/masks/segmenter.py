@@ -44,10 +44,13 @@ import os
 import subprocess
 import sys
 import tempfile
+import warnings
 import zipfile
 
+import cv2
 import numpy as np
 
+from maae_tf.data.faces import ALIGNED_H, ALIGNED_W, TEMPLATE_CELEBA5, DlibDetector
 from maae_tf.data.masks import SOURCES, MaskUnavailable
 from maae_tf.data.masks.celebamask_hq import to_mask
 
@@ -152,9 +155,7 @@ class Segmenter:
                                      f"with pip, ~36 MB, keeps only the 250 KB model)")
         if sha256 is not None and sha256_of(path) != sha256:
             raise RuntimeError(f"{path} has sha256 {sha256_of(path)}, expected {sha256}: delete it and fetch again")
-        import warnings
-
-        import tensorflow as tf
+        import tensorflow as tf  # only this source runs a TF model: importing the mask sources stays light
 
         with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated": it still works in TF 2.21
             warnings.simplefilter("ignore")
@@ -170,8 +171,6 @@ class Segmenter:
 
     def probability(self, image: np.ndarray) -> np.ndarray:
         """float32 [H, W] person probability of an RGB uint8 [H, W, 3] image."""
-        import cv2
-
         h, w = image.shape[:2]
         shrink = w > self.input_w or h > self.input_h
         x = cv2.resize(image[:, :, :3], (self.input_w, self.input_h),
@@ -212,8 +211,6 @@ def template_landmarks(shape) -> np.ndarray:
     """CelebA's mean 5 landmarks (TEMPLATE_CELEBA5) in an [H, W] aligned photo of any size
     (pixel centres mapped as a resize maps them); ValueError for other proportions, where the
     template says nothing about where the face is."""
-    from maae_tf.data.faces import ALIGNED_H, ALIGNED_W, TEMPLATE_CELEBA5
-
     h, w = shape[:2]
     if abs((w / h) / (ALIGNED_W / ALIGNED_H) - 1.0) > 0.02:
         raise ValueError(f"the image is {w}x{h}, not an aligned CelebA photo ({ALIGNED_W}x{ALIGNED_H} proportions)")
@@ -260,11 +257,7 @@ class SegmenterSource:
 
     def _detect(self, image: np.ndarray, scale: int = 1) -> np.ndarray | None:
         """5 points of the largest face dlib finds in `image` enlarged `scale`× (in `image`'s pixels), or None."""
-        import cv2
-
         if self._detector is None:
-            from maae_tf.data.faces import DlibDetector
-
             self._detector = DlibDetector()
         rgb = image[:, :, :3]
         if scale != 1:
