@@ -73,6 +73,7 @@ from absl import app, flags, logging
 from maae_tf import attributes
 
 from maae_tf.evaluation import classifier
+from maae_tf.evaluation import classifier_training
 
 from maae_tf.evaluation import metrics
 
@@ -294,7 +295,7 @@ def evaluate(workdir: str, num_images: int | None = None, seed: int | None = Non
     m["classifier_accuracy_negatives_count"] = clf_details["num_negatives"]
     m["classifier_accuracy_eval_images"] = float(np.mean(scores["real_positive"] == truth))
     m["classifier_accuracy_eval_images_count"] = n
-    balanced = classifier.balanced_accuracy(scores["real_positive"][:, None], truth[:, None])[0]
+    balanced = classifier_training.balanced_accuracy(scores["real_positive"][:, None], truth[:, None])[0]
     m["classifier_balanced_accuracy_eval_images"] = None if np.isnan(balanced) else float(balanced)
     m["classifier_balanced_accuracy_eval_images_count"] = n
     m["classifier"] = {k: clf_info.get(k) for k in ("steps", "batch", "seed", "reused", "train_seconds", "path",
