@@ -23,8 +23,8 @@ from maae_tf.model.editor import load_runs
 def multi_attribute(workdirs, num_images: int | None = None, seed: int | None = None, out: str | None = None,
                     num_examples: int = 8) -> dict:
     """Sequential edits with the first k runs, k = 1 ... K (as the exported model composes them,
-    `Editor.generate`, computed one link at a time): each run flips its attribute (+δ0 on a negative, -δ0 on a positive)
-    on the previous run's output. Per k: the fidelity score (mean over the k runs of sigmoid D_j on
+    `Editor.generate`, computed one link at a time): each run flips its attribute (+δ0 on a
+    negative, -δ0 on a positive) on the previous run's output. Per k: the fidelity score (mean over the k runs of sigmoid D_j on
     the final image at the head of attribute j's new label), the share of images with all k
     attributes flipped, the mean per-attribute flip rate and the background PSNR of the final image.
     Writes OUT/multi_attribute.{json,md,png}."""
