@@ -169,7 +169,7 @@ class HeldOutEvaluation(keras.callbacks.Callback):
         self.writer = writer
         self.every = int(every)
         self.held_out = held_out
-        # SSIM and identity are left to the final evaluation: the slowest scores, no new signal
+        # no SSIM nor identity here: the slowest scores, left to the final evaluation
         self.evaluators = [evaluators.EditEvaluator(judge, column), evaluators.PixelEvaluator(ssim=False),
                            evaluators.DiscriminatorEvaluator()]
         self.delta_max = float(delta_max)
@@ -188,7 +188,7 @@ class HeldOutEvaluation(keras.callbacks.Callback):
         m = self.summary()
         with self.writer.as_default(step=step):
             for metric in registry.tensorboard_metrics():
-                if m[metric.key] is not None:
+                if m.get(metric.key) is not None:
                     tf.summary.scalar(f"eval/{metric.tag}", m[metric.key])
         self.writer.flush()
         v = {key: math.nan if value is None else value for key, value in m.items()}
