@@ -9,7 +9,7 @@ Trains (or reuses, printing "reused") the classifier of a dataset, image size, c
 set that evaluations use (`maae_tf.evaluation.classifier.for_dataset`, evaluation protocol of docs/method.md
 §7: an evaluation asks for its run's attribute alone, so `--attrs=<that attribute>` trains the
 judge it will reuse), then prints the line that says what it trained and was tested on
-(`classifier.split_note`: the official partition, or a held-out split of its own drawn by seed where
+(`classifier_data.split_note`: the official partition, or a held-out split of its own drawn by seed where
 the folder has none, and the GAN's test images kept out under the paper protocol), the balanced
 accuracy (mean of the accuracies on positives and on negatives) and the plain accuracy of each of
 its attributes on its REAL held-out images, with the accuracies on positives and negatives and the

@@ -40,10 +40,16 @@ import os
 import sys
 import time
 
+import cv2
+import keras
 import numpy as np
+import tensorflow as tf
 from absl import logging
 
+from maae_tf.config import base_config
 from maae_tf.data.faces import INSTALL_HINT, shape_model_path
+from maae_tf.files import read_image, write_text_atomic
+from maae_tf.model.networks import build_identity
 
 
 EMBEDDERS = ("auto", "dlib", "fid")
@@ -103,7 +109,7 @@ class Embedder:
 def _dlib_models():
     """(dlib module, 5-point shape predictor, ResNet face recogniser), loaded once per process."""
     try:
-        import dlib
+        import dlib  # optional (the .[faces] extra) and slow to import: loaded on first use
     except ImportError as e:
         raise RuntimeError(f"{INSTALL_HINT} ({e})") from None
     shape_path = shape_model_path(5)
@@ -131,8 +137,6 @@ class DlibEmbedder(Embedder):
 
     def chip(self, image: np.ndarray) -> np.ndarray:
         """The aligned 150×150 uint8 chip of one float [S, S, 3] image in [-1, 1]."""
-        import cv2
-
         pixels = _to_uint8(image)
         side = pixels.shape[0]
         interpolation = cv2.INTER_CUBIC if side < DLIB_SIDE else cv2.INTER_AREA
@@ -164,20 +168,14 @@ class FidEmbedder(Embedder):
     the ID loss, Eq. 5): a fallback, labelled by `name`."""
 
     def __init__(self, config, batch_size: int = 32):
-        from maae_tf.model.networks import build_identity
-
         self.model = build_identity(config)
         self.image_size = int(config.image_size)
         self.batch_size = int(batch_size)
         self.name = _fid_name(config.identity)
 
     def embed(self, images) -> np.ndarray:
-        import keras
-
         x = _as_batch(images)
         if x.shape[1] != self.image_size:
-            import tensorflow as tf
-
             x = tf.image.resize(x, [self.image_size, self.image_size], method="bilinear", antialias=True).numpy()
         pooled = [keras.ops.convert_to_numpy(keras.ops.mean(self.model(x[i:i + self.batch_size], training=False),
                                                             axis=(1, 2)))
@@ -232,8 +230,6 @@ def identity_similarity(embedder: Embedder, before, after) -> np.ndarray:
 
 def jpeg_copy(image: np.ndarray, quality: int) -> np.ndarray:
     """A uint8 RGB image after a round trip through JPEG at `quality` (OpenCV)."""
-    import cv2
-
     ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
         raise ValueError(f"cannot JPEG-encode an image of shape {image.shape}")
@@ -302,10 +298,6 @@ def read_crop(path: str, size: int, config) -> np.ndarray:
     rounds them), resized to size×size (area when shrinking, bilinear when enlarging), uint8 RGB.
     ValueError naming the file when it is not a readable image (a JPEG without its start or end
     marker, i.e. empty or truncated, included)."""
-    import cv2
-
-    from maae_tf.files import read_image
-
     if path.lower().endswith((".jpg", ".jpeg")):
         with open(path, "rb") as f:
             data = f.read()
@@ -324,8 +316,6 @@ def read_crop(path: str, size: int, config) -> np.ndarray:
 def check_folder(folder: str, limit: int, image_size: int, jpeg_quality: int, embedder: str = "auto",
                  identity_source: str = "imagenet", identity_weights_path: str = "") -> dict:
     """separation_check on the crops of the photos in `folder`; adds image_size and seconds."""
-    from maae_tf.config import base_config
-
     if limit < 2 or image_size < 32 or not 1 <= jpeg_quality <= 100:
         raise ValueError(f"need --limit >= 2, --image_size >= 32 and 1 <= --jpeg_quality <= 100, got "
                          f"{limit}, {image_size} and {jpeg_quality}")
@@ -370,7 +360,5 @@ def check_command(images: str, out: str | None, *args) -> None:
         sys.exit(2)
     print(table(figures))
     if out:
-        from maae_tf.files import write_text_atomic
-
         write_text_atomic(out, json.dumps(figures, indent=2))
         print(f"wrote {out}")

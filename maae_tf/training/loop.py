@@ -24,7 +24,7 @@ from maae_tf import attributes
 from maae_tf import config as config_lib
 from maae_tf.training import distribute, settings
 from maae_tf.model import precision
-from maae_tf.training.callbacks import (CheckpointNotSaved, Checkpointer, EditEvaluator, NonFiniteLoss, Profiler,
+from maae_tf.training.callbacks import (CheckpointNotSaved, Checkpointer, HeldOutEvaluation, NonFiniteLoss, Profiler,
                                TrainMonitor, global_step)
 from maae_tf.data import layout, pipeline, records
 from maae_tf.files import write_text_atomic
@@ -118,7 +118,7 @@ def edit_grid_images(cfg, n: int = 6):
     return held_out_batch(cfg, n)["image"]
 
 
-def edit_evaluator(cfg, writer, workdir: str) -> EditEvaluator | None:
+def edit_evaluator(cfg, writer, workdir: str) -> HeldOutEvaluation | None:
     """The in-training evaluation (config.eval.every > 0): the dataset's attribute classifier
     (maae_tf.evaluation.classifier.for_dataset: trained once per dataset and cached, so the first run on a
     dataset trains it) and a fixed held-out batch of config.eval.batch test images."""
@@ -134,7 +134,7 @@ def edit_evaluator(cfg, writer, workdir: str) -> EditEvaluator | None:
     logging.info("in-training evaluation every %d steps on %d held-out images (%d positive); classifier %s "
                  "(test accuracy %.3f for %s)", cfg.eval.every, positive.size, positive.sum(), info["path"],
                  info["test_accuracy"][attr], attr)
-    return EditEvaluator(writer, cfg.eval.every, held_out, judge, classifier.column(info, attr), cfg.delta_max,
+    return HeldOutEvaluation(writer, cfg.eval.every, held_out, judge, classifier.column(info, attr), cfg.delta_max,
                          curve_dir=os.path.join(workdir, "eval"), title=f"{attr}: {workdir}")
 
 
