@@ -17,6 +17,9 @@ import sys
 
 import ml_collections
 
+from maae_tf import attributes
+from maae_tf.files import write_text_atomic
+
 # The repository's configs/ folder (celeba.py is the commands' default --config).
 CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 DEFAULT_CONFIG = os.path.join(CONFIGS_DIR, "celeba.py")
@@ -236,8 +239,6 @@ def describe_config_flag_error(argv, default: str, name: str, error: Exception) 
 def for_attribute(c: ml_collections.ConfigDict, overridden=()) -> ml_collections.ConfigDict:
     """c with c.by_attribute's settings for c.attr applied, except the dotted keys in
     `overridden` (those the user set on the command line)."""
-    from maae_tf import attributes
-
     name = attributes.resolve(c.attr)
     for attr, settings in c.by_attribute.items():
         if attributes.resolve(attr) != name:
@@ -270,8 +271,6 @@ def _key_paths(config, prefix: str = ""):
 
 def save_workdir_config(c: ml_collections.ConfigDict, workdir: str) -> str:
     """Writes `workdir/config.json` atomically, stamped with CONFIG_VERSION; returns its path."""
-    from maae_tf.files import write_text_atomic
-
     path = os.path.join(workdir, "config.json")
     saved = {VERSION_KEY: CONFIG_VERSION, **c.to_dict()}
     write_text_atomic(path, json.dumps(saved, indent=2, sort_keys=True))
