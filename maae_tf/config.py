@@ -98,6 +98,9 @@ def base_config() -> ml_collections.ConfigDict:
     # weight (times alpha_gan) of G's GAN term on its reconstructions G(x, 0), each judged at the head
     # of x's own class (0 = the paper's: only the edits face D)
     c.loss.alpha_gan_reconstruction = 0.0
+    # weight of the keeping edits' L1 to their inputs, |G(x1, -δ0) - x1| + |G(x2, +δ0) - x2| (0 = the
+    # paper's: only D's head of their own class judges them; needs adversarial_edits="all")
+    c.loss.alpha_keep = 0.0
     # DiffAugment of every image D sees, real or generated, in both steps: "" (the paper's) or a
     # comma-separated policy of "translation", "cutout" (maae_tf/model/augment.py)
     c.loss.d_augment = ""

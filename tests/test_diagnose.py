@@ -29,6 +29,7 @@ def test_diagnose_a_run(tiny_celeba, tmp_path):
     cfg = tiny_train_config(tiny_celeba)
     cfg.loss.alpha_cls = 1.0
     cfg.loss.alpha_gan_reconstruction = 1.0
+    cfg.loss.alpha_keep = 1.0
     cfg.eval.classifier_steps, cfg.eval.classifier_batch = 30, 8  # the judge of tables 4 and 5
     train.train(cfg, str(workdir))
     env = dict(os.environ, MAAE_TF_CACHE=str(tmp_path / "cache"))
@@ -37,7 +38,7 @@ def test_diagnose_a_run(tiny_celeba, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     d = json.loads((workdir / "eval" / "diagnose.json").read_text())
     # every weighted term with a weight, the attribute term included
-    assert set(d["gradients"]["norm"]) == {"vae", "gan", "id", "cycle", "mask", "cls", "gan_reconstruction"}
+    assert set(d["gradients"]["norm"]) == {"vae", "gan", "id", "cycle", "mask", "cls", "gan_reconstruction", "keep"}
     assert all(v > 0 for v in d["gradients"]["norm"].values())
     assert -1.0 <= d["gradients"]["adversarial_vs_rest_cosine"] <= 1.0
     assert 0.0 <= d["heads"]["auc_real_classes"]["POSITIVE"] <= 1.0

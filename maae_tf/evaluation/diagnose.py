@@ -46,7 +46,7 @@ from maae_tf.model.maae import load_from_workdir
 from maae_tf.model.networks import NEGATIVE, POSITIVE
 
 WEIGHTS = {"vae": "alpha_vae", "gan": "alpha_gan", "id": "alpha_id", "cycle": "alpha_cycle",
-           "mask": "alpha_mask", "cls": "alpha_cls"}
+           "mask": "alpha_mask", "cls": "alpha_cls", "keep": "alpha_keep"}
 ADVERSARIAL = ("gan", "cls", "gan_reconstruction")
 
 

@@ -54,7 +54,8 @@ class MAAE(keras.Model):
         # DiffAugment of what D sees, in both steps ("" = none; maae_tf/model/augment.py)
         self.d_policy = augment.parse(config.loss.get("d_augment", ""))
         terms = (LOSS_TERMS + (("cls",) if config.loss.alpha_cls else ())
-                 + (("gan_reconstruction",) if config.loss.alpha_gan_reconstruction else ()))
+                 + (("gan_reconstruction",) if config.loss.alpha_gan_reconstruction else ())
+                 + (("keep",) if config.loss.alpha_keep else ()))
         self.trackers = {name: keras.metrics.Mean(name=name) for name in terms}
 
     # ----- the generator -----------------------------------------------------------------------
@@ -193,6 +194,9 @@ class MAAE(keras.Model):
             t["cls"] = losses.attribute_loss(judged["to_positive"][:, ATTRIBUTE], judged["to_negative"][:, ATTRIBUTE])
         if w.alpha_gan_reconstruction:
             t["gan_reconstruction"] = losses.generator_gan_loss(judged["r2"][:, POSITIVE], judged["r1"][:, NEGATIVE])
+        if w.alpha_keep:  # the keeping edits stay the photo (docs/method.md §10)
+            (n1, p2) = g.kept
+            t["keep"] = losses.keep_loss(n1, x1, p2, x2)
         t["g_loss"] = losses.generator_objective(t, w)                                                # Eq. 6
         return t, (g.to_positive, g.to_negative)
 

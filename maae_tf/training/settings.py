@@ -35,6 +35,9 @@ def check(c: ml_collections.ConfigDict) -> None:
         raise ValueError(f"upsample must be 'transpose' or 'resize', got {c.upsample!r}")
     if c.identity.source not in ("imagenet", "h5", "random", "none"):
         raise ValueError(f"identity.source must be 'imagenet', 'h5', 'random' or 'none', got {c.identity.source!r}")
+    if c.loss.alpha_keep and c.adversarial_edits != "all":
+        raise ValueError("loss.alpha_keep needs the keeping edits: set adversarial_edits='all' "
+                         f"(got {c.adversarial_edits!r})")
     if c.identity.source == "none" and c.loss.alpha_id:
         raise ValueError(f"identity.source='none' trains without the identity loss: set loss.alpha_id=0 "
                          f"(got {c.loss.alpha_id})")
