@@ -158,7 +158,7 @@ def _fid_name(identity) -> str:
 
 
 class FidEmbedder(Embedder):
-    """The project's identity network F_ID (`models.build_identity(config)`: config.identity.source,
+    """The project's identity network F_ID (`model.networks.build_identity`: config.identity.source,
     weights_path, width, image_size), its block4_conv1 features globally average-pooled and
     L2-normalised. Images of another size are resized to config.image_size (bilinear,
     antialiased, as the data pipeline does). Not independent of training (it is the network of
@@ -166,8 +166,10 @@ class FidEmbedder(Embedder):
 
     def __init__(self, config, batch_size: int = 32):
         from maae_tf.model.networks import build_identity
+        from maae_tf.model.spec import ModelSpec
 
-        self.model = build_identity(config)
+        spec = ModelSpec.from_config(config)
+        self.model = build_identity(spec.identity, spec.networks.image_size, spec.networks.width)
         self.image_size = int(config.image_size)
         self.batch_size = int(batch_size)
         self.name = _fid_name(config.identity)

@@ -7,9 +7,28 @@ themselves, `tf.reduce_mean` does not): `MAAE.train_step` scales the totals by `
 
 from __future__ import annotations
 
+import dataclasses
+
 import tensorflow as tf
 
 from maae_tf.model.networks.discriminator import ATTRIBUTE, NEGATIVE, POSITIVE
+
+
+@dataclasses.dataclass(frozen=True)
+class LossWeights:
+    """The weights of the objectives (config.loss; docs/method.md §5, §10): Eq. 6's α1-α5, Eq. 2's
+    λ1, λ2 and the optional terms (0 = the paper's objective)."""
+
+    alpha_vae: float
+    alpha_gan: float
+    alpha_id: float
+    alpha_cycle: float
+    alpha_mask: float
+    lambda_kl: float
+    lambda_rec: float
+    d_other_class: float             # D: the other class's real faces are fake
+    alpha_cls: float                 # G: the attribute logit reads every edit as δ's sign
+    alpha_gan_reconstruction: float  # G: the GAN term of G(x, 0), times alpha_gan
 
 
 def l1(a, b):
@@ -101,8 +120,8 @@ def attribute_loss(logits_should_have, logits_should_lack):
     return bce_logits(logits_should_have, 1.0) + bce_logits(logits_should_lack, 0.0)
 
 
-def generator_objective(terms: dict, w) -> tf.Tensor:
-    """G's objective (Eq. 6) from its unweighted terms and the run's loss weights `w` (config.loss):
+def generator_objective(terms: dict, w: LossWeights) -> tf.Tensor:
+    """G's objective (Eq. 6) from its unweighted terms and the run's loss weights `w`:
     α1·L_VAE + α2·L_GAN + α3·L_ID + α4·L_Cycle + α5·L_Mask, plus the optional attribute term
     (loss.alpha_cls) and the GAN term of the reconstructions (loss.alpha_gan_reconstruction)."""
     g_loss = (w.alpha_vae * terms["vae"] + w.alpha_gan * terms["gan"] + w.alpha_id * terms["id"]
@@ -114,7 +133,7 @@ def generator_objective(terms: dict, w) -> tf.Tensor:
     return g_loss
 
 
-def discriminator_objective(judged: dict, w) -> tf.Tensor:
+def discriminator_objective(judged: dict, w: LossWeights) -> tf.Tensor:
     """D's loss from its logits of `judged["real_negatives"]`, `["real_positives"]`, `["to_positive"]`
     (edits with δ > 0) and `["to_negative"]` (δ < 0), with the run's loss weights `w`: the GAN pair
     (Eq. 3), the other class's real faces (loss.d_other_class) and the attribute logit learnt from

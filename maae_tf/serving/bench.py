@@ -116,6 +116,7 @@ def main(argv):
     from maae_tf.model import precision
     from maae_tf.model.editor import Editor, load_runs
     from maae_tf.model.maae import MAAE
+    from maae_tf.model.spec import ModelSpec
 
     if FLAGS.workdir:
         models, configs, steps = load_runs([FLAGS.workdir])
@@ -126,7 +127,7 @@ def main(argv):
         if FLAGS.width is not None:
             config.width = FLAGS.width
         with precision.policy_scope("float32"):
-            models, configs, steps = [MAAE(config, identity=False)], [config], [0]
+            models, configs, steps = [MAAE(ModelSpec.from_config(config), identity=False)], [config], [0]
         what = f"random network of the config (width {config.width})"
     editor = Editor(models, configs, steps)
     info = (f"{editor.size} px, {what}, float32, batch 1 latency over {FLAGS.latency_calls} calls, "
