@@ -8,8 +8,9 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    # Only the library is installed: the top-level configs/ and serving/ folders are
-    # project files (config files, deployment files), never site-packages names.
+    # Only the library is installed: the top-level configs/, serving/, export/ and benchmarks/
+    # folders are project files (config files, deployment files, exported models, benchmark
+    # scripts), never site-packages names.
     packages=find_packages(include=["maae_tf", "maae_tf.*"]),
     package_data={"maae_tf.photos": ["demo_page.html"]},  # the web demo's page (python -m maae_tf.demo)
     install_requires=[
@@ -43,13 +44,12 @@ setup(
             "maae-train=maae_tf.train:run",
             "maae-evaluate=maae_tf.evaluate:run",
             "maae-diagnose=maae_tf.diagnose:run",
-            "maae-synthetic=maae_tf.data.synthetic:run",
-            "maae-prepare=maae_tf.data.prepare:run",
+            "maae-synthetic=maae_tf.synthetic:run",
+            "maae-prepare=maae_tf.prepare:run",
             "maae-train-identity=maae_tf.train_identity:run",
             "maae-bench=maae_tf.bench:run",
             "maae-export=maae_tf.export:run",
-            "maae-client=maae_tf.serving.client:run",
-            "maae-serving-bench=maae_tf.serving.bench:run",
+            "maae-client=maae_tf.client:run",
             "maae-edit=maae_tf.edit:run",
             "maae-demo=maae_tf.demo:run",
         ]

@@ -41,6 +41,15 @@ def get_config():
     # the edits moved the background 1.5 dB more than the reconstruction did (27.4 against 28.9 dB
     # at 6,000 steps): the mask term weighs 200 instead of 80 (docs/method.md §10)
     c.loss.alpha_mask = 200.0
+    c.by_attribute = {
+        # D learns the 437 blond training faces by heart: DiffAugment (background 23.9 -> 28.7 dB,
+        # run O of §10; not on the mouth, which a cutout hides and a translation leaves unclosed:
+        # runs M, N)
+        "blond_hair": {"loss": {"d_augment": "translation,cutout"}},
+        # the mouth edit spills into the background (27.86 dB at 200, run J): 300, which weakens
+        # the closing edit (0.85 -> 0.75, run P), so the cycle gives way to 10 (run S)
+        "mouth_open": {"loss": {"alpha_mask": 300.0, "alpha_cycle": 10.0}},
+    }
     c.log_every = 50
     c.image_every = 500
     c.checkpoint_every = 500

@@ -7,10 +7,12 @@ Folders by layer, each importing only the layers before it in this list (tests/t
   data/         CelebA files and TFRecord shards, preparation, synthetic faces, alignment, masks
   evaluation/   the attribute classifier, identity metric, scores, evaluators, figures
   training/     the training loop, callbacks, tf.distribute, the check of a run's settings
-  serving/      SavedModel export, TF Serving client, serving benchmark
+  serving/      SavedModel export, TF Serving client, what serving costs
   photos/       editing faces in photos, head masks, the web demo
   the commands  python -m maae_tf.<command>: train, evaluate, diagnose, export, edit, demo, faces,
-                face_identity, train_classifier, train_identity, bench
+                face_identity, train_classifier, train_identity, bench, prepare, synthetic,
+                segmenter, evaluate_masks, client: each defines its absl flags at module level (the
+                library modules define none) and its `main` makes one library call
 """
 
 __version__ = "0.1.0"

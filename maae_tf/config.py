@@ -17,6 +17,9 @@ import sys
 
 import ml_collections
 
+from maae_tf import attributes
+from maae_tf.files import write_text_atomic
+
 # The repository's configs/ folder (celeba.py is the commands' default --config).
 CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 DEFAULT_CONFIG = os.path.join(CONFIGS_DIR, "celeba.py")
@@ -28,6 +31,10 @@ SYNTHETIC_DIR = "data/synthetic"
 def base_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.attr = "mouth_open"  # one network per attribute (paper §4.1); snake_case alias or CelebA name
+    # settings that differ by attribute, applied over the others once attr is known:
+    # {attribute: {key: value}} with nested keys ("loss": {"d_augment": ...}); --config.KEY on the
+    # command line still wins (for_attribute)
+    c.by_attribute = ml_collections.ConfigDict()
     c.seed = 0
 
     # --- data (docs/method.md §6) ---
@@ -91,6 +98,9 @@ def base_config() -> ml_collections.ConfigDict:
     # weight (times alpha_gan) of G's GAN term on its reconstructions G(x, 0), each judged at the head
     # of x's own class (0 = the paper's: only the edits face D)
     c.loss.alpha_gan_reconstruction = 0.0
+    # weight of the keeping edits' L1 to their inputs, |G(x1, -δ0) - x1| + |G(x2, +δ0) - x2| (0 = the
+    # paper's: only D's head of their own class judges them; needs adversarial_edits="all")
+    c.loss.alpha_keep = 0.0
     # DiffAugment of every image D sees, real or generated, in both steps: "" (the paper's) or a
     # comma-separated policy of "translation", "cutout" (maae_tf/model/augment.py)
     c.loss.d_augment = ""
@@ -132,30 +142,59 @@ def base_config() -> ml_collections.ConfigDict:
     return c
 
 
-def run_command(main, define_flags, default: str, name: str = "config") -> None:
-    """Defines a command's flags and runs `main` (absl's app.run), for a command with a `--name`
-    config file flag whose default file is `default`. A config file that does not load and a
-    `--name.KEY` that the config lacks end in one `error:` line naming the file or the key (with
-    the closest valid key) and exit 2, before the command runs, instead of ml_collections'
-    traceback; other flag errors keep absl's message."""
-    from absl import app
+def define_config_file(default: str, name: str = "config",
+                       help: str = "Config file; override keys with --config.key=value.") -> None:
+    """Defines a command's `--name` config file flag (ml_collections, unlocked) whose default file
+    is `default`. ml_collections loads the file, and applies its --name.KEY overrides, here: a file
+    that does not load or a KEY the config lacks ends in one `error:` line naming it (with the
+    closest valid key) and exit 2, instead of ml_collections' traceback."""
+    from ml_collections import config_flags
 
     try:
-        define_flags()  # ml_collections parses the default file, and its --name.KEY overrides, here
+        config_flags.DEFINE_config_file(name, default, help, lock_config=False)
     except (AttributeError, KeyError, OSError) as e:
         _refuse_config_flag(sys.argv, default, name, e)
-    app.run(main, flags_parser=lambda argv: _parse_flags(argv, default, name))
 
 
-def _parse_flags(argv, default: str, name: str):
-    from absl import app, flags
+def run_command(main, config_default: str | None = None, short: dict[str, str] | None = None,
+                name: str = "config") -> None:
+    """absl's app.run of a command's `main`, its flags parsed by `parse_flags` (a bad flag is one
+    `error:` line and exit 2); `short` maps one-letter options to flags (`expand_short_flags`);
+    `config_default` names the default file of a `define_config_file(config_default, name)` flag."""
+    from absl import app
+
+    app.run(main, argv=expand_short_flags(sys.argv, short or {}),
+            flags_parser=lambda argv: parse_flags(argv, config_default, name))
+
+
+def parse_flags(argv: list[str], config_default: str | None = None, name: str = "config") -> list[str]:
+    """The arguments left after parsing the flags of `argv` into absl's FLAGS (argv[0] first). A
+    flag that is unknown or has a bad value ends in one `error:` line and exit 2, as does, with
+    `config_default`, a --`name` config file that does not load (see `define_config_file`)."""
+    from absl import flags
 
     try:
-        rest = app.parse_flags_with_usage(argv)
-        flags.FLAGS[name].value.keys()  # a file that did not load fails at its first use: now
+        rest = flags.FLAGS(argv)
+        if config_default is not None:
+            flags.FLAGS[name].value.keys()  # a file that did not load fails at its first use: now
+    except flags.UnrecognizedFlagError as e:
+        print(f"error: unrecognized arguments: {e.flagvalue}", file=sys.stderr)
+        sys.exit(2)
+    except flags.Error as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
     except (AttributeError, KeyError, OSError) as e:
-        _refuse_config_flag(argv, default, name, e)
+        _refuse_config_flag(argv, config_default, name, e)
     return rest
+
+
+def expand_short_flags(argv: list[str], short: dict[str, str]) -> list[str]:
+    """`argv` with each short option of `short` (`{"-o": "out"}`) spelt as its absl flag: `-o X`
+    becomes `--out=X` (absl has no one-letter options; `-oX` stays as it is, a long flag to absl)."""
+    out, rest = argv[:1], iter(argv[1:])
+    for arg in rest:
+        out.append(f"--{short[arg]}={next(rest, '')}" if arg in short else arg)
+    return out
 
 
 def _refuse_config_flag(argv, default: str, name: str, error: Exception):
@@ -200,6 +239,31 @@ def describe_config_flag_error(argv, default: str, name: str, error: Exception) 
     return f"{flag}: {first}"
 
 
+def for_attribute(c: ml_collections.ConfigDict, overridden=()) -> ml_collections.ConfigDict:
+    """c with c.by_attribute's settings for c.attr applied, except the dotted keys in
+    `overridden` (those the user set on the command line)."""
+    name = attributes.resolve(c.attr)
+    for attr, settings in c.by_attribute.items():
+        if attributes.resolve(attr) != name:
+            continue
+        for key in _key_paths(settings):
+            value = _lookup(settings, key)
+            if isinstance(value, ml_collections.ConfigDict) or key in overridden:
+                continue
+            parent, _, leaf = key.rpartition(".")
+            target = _lookup(c, parent) if parent else c
+            if leaf not in target:
+                raise ValueError(f"by_attribute.{attr}.{key}: the config has no key {key!r}")
+            target[leaf] = value
+    return c
+
+
+def _lookup(config, dotted: str):
+    for part in dotted.split("."):
+        config = config[part]
+    return config
+
+
 def _key_paths(config, prefix: str = ""):
     """Every key of `config` as a dotted path (the nested ConfigDicts' keys too)."""
     for key, value in config.items():
@@ -210,8 +274,6 @@ def _key_paths(config, prefix: str = ""):
 
 def save_workdir_config(c: ml_collections.ConfigDict, workdir: str) -> str:
     """Writes `workdir/config.json` atomically, stamped with CONFIG_VERSION; returns its path."""
-    from maae_tf.files import write_text_atomic
-
     path = os.path.join(workdir, "config.json")
     saved = {VERSION_KEY: CONFIG_VERSION, **c.to_dict()}
     write_text_atomic(path, json.dumps(saved, indent=2, sort_keys=True))

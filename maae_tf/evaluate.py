@@ -1,6 +1,38 @@
 """`python -m maae_tf.evaluate`: evaluates trained runs on their test split (maae_tf/evaluation/evaluate.py)."""
 
-from maae_tf.evaluation.evaluate import main, run  # noqa: F401  (setup.py points its console scripts at run)
+from absl import app, flags
+
+from maae_tf import config as config_lib
+from maae_tf.evaluation import evaluate
+
+flags.DEFINE_string("workdir", None, "Training run folder (holds config.json and checkpoints/).")
+flags.DEFINE_list("workdirs", None, "Several runs to evaluate and compare in one table (ablations).")
+flags.DEFINE_list("compose", None, "Runs of different attributes: sequential multi-attribute edits with 1..K of "
+                                   "them (paper Table 2).")
+flags.DEFINE_string("out", None, "Folder of comparison.md / multi_attribute.md; default: beside the first run, "
+                                 "<parent>/comparison or <parent>/multi_attribute.")
+flags.DEFINE_integer("num_images", None, "Test images to evaluate; default config.eval.num_images.")
+flags.DEFINE_integer("seed", None, "Seed of the attribute classifier's training; default config.seed.")
+flags.DEFINE_integer("num_examples", 8, "Rows of examples.png and sweep.png.")
+flags.DEFINE_enum("identity_network", None, ["auto", "dlib", "fid"],
+                  "Face-recognition network of identity_similarity; default config.eval.identity_network.")
+flags.DEFINE_bool("reuse", False, "--workdirs: reuse a run's eval/metrics.json when it is of the same checkpoint, "
+                                  "image count, seed and identity network.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    evaluate.evaluate_command(FLAGS.workdir, FLAGS.workdirs, FLAGS.compose, FLAGS.out, FLAGS.reuse,
+                              FLAGS.identity_network, num_images=FLAGS.num_images, seed=FLAGS.seed,
+                              num_examples=FLAGS.num_examples)
+
+
+def run():
+    """The console script's entry point (setup.py)."""
+    config_lib.run_command(main)
+
 
 if __name__ == "__main__":
     run()

@@ -1,15 +1,25 @@
 """`python -m maae_tf.faces --measure FOLDER`: cross-checks face detection and alignment on
 already aligned CelebA photos (maae_tf/data/faces.py `measure`)."""
 
-import sys
+from absl import app, flags
 
+from maae_tf import config as config_lib
 from maae_tf.data.faces import measure
 
+flags.DEFINE_string("measure", None, "Folder of aligned CelebA JPEGs to detect, align and compare with CelebA's "
+                                     "own landmarks.", required=True)
+FLAGS = flags.FLAGS
 
-def run() -> None:
-    if len(sys.argv) != 3 or sys.argv[1] != "--measure":
-        raise SystemExit("usage: python -m maae_tf.faces --measure FOLDER_OF_ALIGNED_CELEBA_JPEGS")
-    measure(sys.argv[2])
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    measure(FLAGS.measure)
+
+
+def run():
+    """The console script's entry point (setup.py)."""
+    config_lib.run_command(main)
 
 
 if __name__ == "__main__":

@@ -7,17 +7,21 @@ from __future__ import annotations
 import os
 
 
-def write_text_atomic(path: str, text: str) -> None:
-    """Writes `text` to `path` atomically (creating the parent folder)."""
-    write_bytes_atomic(path, text.encode("utf-8"))
+def write_text_atomic(path: str, text: str, sync: bool = False) -> None:
+    """Writes `text` to `path` atomically (creating the parent folder); see `write_bytes_atomic`."""
+    write_bytes_atomic(path, text.encode("utf-8"), sync)
 
 
-def write_bytes_atomic(path: str, data: bytes) -> None:
-    """Writes `data` to `path` atomically (creating the parent folder)."""
+def write_bytes_atomic(path: str, data: bytes, sync: bool = False) -> None:
+    """Writes `data` to `path` atomically (creating the parent folder). `sync`: the data reaches the
+    disk before the file takes its name, so a crash leaves the old file or the whole new one."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "wb") as f:
         f.write(data)
+        if sync:
+            f.flush()
+            os.fsync(f.fileno())
     os.replace(tmp, path)
 
 

@@ -9,7 +9,7 @@ Trains (or reuses, printing "reused") the classifier of a dataset, image size, c
 set that evaluations use (`maae_tf.evaluation.classifier.for_dataset`, evaluation protocol of docs/method.md
 §7: an evaluation asks for its run's attribute alone, so `--attrs=<that attribute>` trains the
 judge it will reuse), then prints the line that says what it trained and was tested on
-(`classifier.split_note`: the official partition, or a held-out split of its own drawn by seed where
+(`classifier_data.split_note`: the official partition, or a held-out split of its own drawn by seed where
 the folder has none, and the GAN's test images kept out under the paper protocol), the balanced
 accuracy (mean of the accuracies on positives and on negatives) and the plain accuracy of each of
 its attributes on its REAL held-out images, with the accuracies on positives and negatives and the
@@ -34,25 +34,25 @@ import sys
 
 from absl import app, flags
 
-FLAGS = flags.FLAGS
+from maae_tf import config as config_lib
+
 PEERS_REFERENCE = "peers' reference: 94.5 % mean on CelebA's test split (40 attributes)"
 
-
-def define_flags() -> None:
-    flags.DEFINE_string("data_dir", None, "Dataset in the CelebA release layout (or a prepared TFRecord folder).")
-    flags.DEFINE_string("attrs", "all", "Comma-separated attributes (names or aliases), or 'all'.")
-    flags.DEFINE_integer("image_size", 128, "Image size S (the M-AAE runs' image_size).")
-    flags.DEFINE_integer("steps", 1500, "Training steps.")
-    flags.DEFINE_integer("batch", 32, "Images per step.")
-    flags.DEFINE_integer("seed", 0, "Seed of the initial weights, the shuffling and the flips.")
-    flags.DEFINE_float("width", 1.0, "Channel width factor of the classifier.")
-    flags.DEFINE_string("out", None, "Folder for report.md; default: the classifier's folder.")
-    flags.DEFINE_string("workdir", None, "A training run whose config.json gives the dataset and settings.")
-    flags.DEFINE_enum("split_protocol", "official", ["official", "paper"],
-                      "The GAN run's protocol: 'paper' keeps its test images of --attr out of the classifier's training.")
-    flags.DEFINE_string("attr", "mouth_open", "The GAN run's attribute (its paper-protocol test images are kept out).")
-    flags.DEFINE_integer("split_test_per_attribute", 1000, "The GAN run's test images per attribute (paper protocol).")
-    flags.DEFINE_integer("split_seed", 0, "The GAN run's seed (config.seed), which draws its paper-protocol test images.")
+flags.DEFINE_string("data_dir", None, "Dataset in the CelebA release layout (or a prepared TFRecord folder).")
+flags.DEFINE_string("attrs", "all", "Comma-separated attributes (names or aliases), or 'all'.")
+flags.DEFINE_integer("image_size", 128, "Image size S (the M-AAE runs' image_size).")
+flags.DEFINE_integer("steps", 1500, "Training steps.")
+flags.DEFINE_integer("batch", 32, "Images per step.")
+flags.DEFINE_integer("seed", 0, "Seed of the initial weights, the shuffling and the flips.")
+flags.DEFINE_float("width", 1.0, "Channel width factor of the classifier.")
+flags.DEFINE_string("out", None, "Folder for report.md; default: the classifier's folder.")
+flags.DEFINE_string("workdir", None, "A training run whose config.json gives the dataset and settings.")
+flags.DEFINE_enum("split_protocol", "official", ["official", "paper"],
+                  "The GAN run's protocol: 'paper' keeps its test images of --attr out of the classifier's training.")
+flags.DEFINE_string("attr", "mouth_open", "The GAN run's attribute (its paper-protocol test images are kept out).")
+flags.DEFINE_integer("split_test_per_attribute", 1000, "The GAN run's test images per attribute (paper protocol).")
+flags.DEFINE_integer("split_seed", 0, "The GAN run's seed (config.seed), which draws its paper-protocol test images.")
+FLAGS = flags.FLAGS
 
 
 def settings():
@@ -149,8 +149,8 @@ def main(argv):
 
 
 def run():
-    define_flags()
-    app.run(main)
+    """The console script's entry point (setup.py)."""
+    config_lib.run_command(main)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ SIZE=128 BATCH=64 WIDTH=1.0 STEPS=50 NUM=1200 BSTEPS=10 SBATCH=32 LOG=10
 if [[ "${GPU_CHECK_TINY:-0}" == "1" ]]; then SIZE=32 BATCH=4 WIDTH=0.0625 STEPS=4 NUM=60 BSTEPS=2 SBATCH=4 LOG=1; fi
 start=$(date +%s)
 
-python -m maae_tf.bench --config=configs/celeba.py --size=$SIZE --batch=$BATCH --width=$WIDTH \
+python -m maae_tf.bench --config=configs/celeba.py --image_size=$SIZE --batch=$BATCH --width=$WIDTH \
     --precision=float32,auto --steps=$BSTEPS --pipeline_batches=0 --torch_python= --json > "$OUT/bench.json"
 
 rm -rf "$OUT/run" "$OUT/models"
@@ -26,7 +26,7 @@ python -m maae_tf.train --attr=mouth_open --config=configs/quickstart.py --workd
     --config.width=$WIDTH --config.batch_size=$BATCH --config.train_steps=$STEPS --config.checkpoint_every=$STEPS \
     --config.log_every=$LOG --config.image_every=0 --config.precision=auto > "$OUT/train.log" 2>&1
 python -m maae_tf.export --workdir="$OUT/run" --out="$OUT/models" > "$OUT/export.log" 2>&1
-python -m maae_tf.serving.bench --workdir="$OUT/run" --batch=$SBATCH --latency_calls=20 --throughput_calls=3 \
+python benchmarks/serving_bench.py --workdir="$OUT/run" --batch=$SBATCH --latency_calls=20 --throughput_calls=3 \
     --json > "$OUT/serving.json" 2> "$OUT/serving.log"
 
 python - "$OUT" "$start" "$SBATCH" <<'PY'

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import tiny_config, tiny_spec
-from maae_tf import bench
+from maae_tf.training import bench
 from maae_tf.model.maae import MAAE
 from maae_tf.model.spec import ModelSpec
 
@@ -52,7 +52,7 @@ def test_step_flops_follow_the_pass_counts():
 
 
 def test_bench_command_prints_every_figure(tiny_celeba):
-    r = subprocess.run([sys.executable, "-m", "maae_tf.bench", "--config=configs/quickstart.py", "--size=32",
+    r = subprocess.run([sys.executable, "-m", "maae_tf.bench", "--config=configs/quickstart.py", "--image_size=32",
                         "--batch=2", "--width=0.0625", "--steps=1", "--precision=float32", "--pipeline_batches=2",
                         f"--config.data_dir={tiny_celeba}", "--torch_python=", "--json"],
                        cwd=REPO, capture_output=True, text=True, timeout=300,

@@ -12,7 +12,8 @@ import tensorflow as tf
 
 from conftest import tiny_config
 from maae_tf import attributes
-from maae_tf.data import celeba
+from maae_tf.data import celeba, pipeline
+from maae_tf.data import layout as release
 
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "shared" / "celeba-sample"
 NAMES = attributes.CELEBA_ATTRIBUTES
@@ -55,23 +56,23 @@ def _write_attr(path: Path, rows, count=None, names=NAMES):
 def make_layout(root: Path, n: int = N, masks: bool = True, identities: bool = True,
                 size=(H, W)) -> Path:
     h, w = size
-    (root / celeba.IMAGE_DIR).mkdir(parents=True)
+    (root / release.IMAGE_DIR).mkdir(parents=True)
     rows = []
     for i in range(n):
         image = np.full((h, w, 3), _shade(i), np.uint8)
-        cv2.imwrite(str(root / celeba.IMAGE_DIR / _name(i)), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        cv2.imwrite(str(root / release.IMAGE_DIR / _name(i)), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
         rows.append((_name(i), _labels(i)))
-    _write_attr(root / celeba.ATTR_FILE, rows, count=202599)
+    _write_attr(root / release.ATTR_FILE, rows, count=202599)
     part = [0 if i < 8 else 1 if i < 10 else 2 for i in range(n)]
-    (root / celeba.PARTITION_FILE).write_text("".join(f"{_name(i)} {p}\n" for i, p in enumerate(part)))
+    (root / release.PARTITION_FILE).write_text("".join(f"{_name(i)} {p}\n" for i, p in enumerate(part)))
     if identities:
-        (root / celeba.IDENTITY_FILE).write_text("".join(f"{_name(i)} {100 + i // 2}\n" for i in range(n)))
+        (root / release.IDENTITY_FILE).write_text("".join(f"{_name(i)} {100 + i // 2}\n" for i in range(n)))
     if masks:
-        (root / celeba.MASK_DIR).mkdir()
+        (root / release.MASK_DIR).mkdir()
         for i in range(n):
             mask = np.zeros((h, w), np.uint8)
             mask[: h // 2] = 255  # top half background
-            cv2.imwrite(str(root / celeba.MASK_DIR / _name(i).replace(".jpg", ".png")), mask)
+            cv2.imwrite(str(root / release.MASK_DIR / _name(i).replace(".jpg", ".png")), mask)
     return root
 
 
@@ -100,18 +101,18 @@ def _which(x: np.ndarray) -> list[int]:
 
 
 def test_read_attributes_count_mismatch_and_whitespace(layout):
-    files, labels = celeba.read_attributes(str(layout))
+    files, labels = release.read_attributes(str(layout))
     assert files == [_name(i) for i in range(N)]  # count line says 202599
     assert labels.dtype == np.int8 and labels.shape == (N, 40)
     np.testing.assert_array_equal(labels, np.array([_labels(i) for i in range(N)], np.int8))
 
 
 def test_read_partition_and_identities(layout, layout_nomask):
-    part = celeba.read_partition(str(layout))
+    part = release.read_partition(str(layout))
     assert part[_name(0)] == 0 and part[_name(8)] == 1 and part[_name(11)] == 2 and len(part) == N
-    ids = celeba.read_identities(str(layout))
+    ids = release.read_identities(str(layout))
     assert ids[_name(3)] == 101 and len(ids) == N
-    assert celeba.read_identities(str(layout_nomask)) == {}
+    assert release.read_identities(str(layout_nomask)) == {}
 
 
 @pytest.mark.parametrize("bad_row, needle", [
@@ -120,34 +121,34 @@ def test_read_partition_and_identities(layout, layout_nomask):
 ])
 def test_malformed_attribute_row_names_file_and_line(tmp_path, bad_row, needle):
     root = make_layout(tmp_path / "d", n=3, masks=False)
-    path = root / celeba.ATTR_FILE
+    path = root / release.ATTR_FILE
     lines = path.read_text().splitlines()
     lines.insert(4, bad_row)
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(ValueError) as e:
-        celeba.read_attributes(str(root))
+        release.read_attributes(str(root))
     assert str(path) in str(e.value) and "line 5" in str(e.value) and needle in str(e.value)
 
 
 def test_malformed_header_and_count(tmp_path):
     root = make_layout(tmp_path / "d", n=2, masks=False)
-    path = root / celeba.ATTR_FILE
+    path = root / release.ATTR_FILE
     names = list(NAMES)
     names[3] = "Bags_Under_The_Eyes"
     _write_attr(path, [(_name(i), _labels(i)) for i in range(2)], names=names)
     with pytest.raises(ValueError, match="line 2.*Bags_Under_The_Eyes"):
-        celeba.read_attributes(str(root))
+        release.read_attributes(str(root))
     _write_attr(path, [(_name(i), _labels(i)) for i in range(2)], count="many")
     with pytest.raises(ValueError, match="line 1"):
-        celeba.read_attributes(str(root))
+        release.read_attributes(str(root))
 
 
 def test_malformed_partition_names_file_and_line(tmp_path):
     root = make_layout(tmp_path / "d", n=3, masks=False)
-    path = root / celeba.PARTITION_FILE
+    path = root / release.PARTITION_FILE
     path.write_text(f"{_name(0)} 0\n{_name(1)} 7\n")
     with pytest.raises(ValueError) as e:
-        celeba.read_partition(str(root))
+        release.read_partition(str(root))
     assert str(path) in str(e.value) and "line 2" in str(e.value)
 
 
@@ -156,10 +157,10 @@ def test_check_layout_message(tmp_path, case):
     data_dir = {"unset": "", "absent": str(tmp_path / "nope"), "empty": str(tmp_path)}.get(case)
     if case == "no_images":
         make_layout(tmp_path / "d", n=1, masks=False)
-        (tmp_path / "d" / celeba.IMAGE_DIR / _name(0)).unlink()
+        (tmp_path / "d" / release.IMAGE_DIR / _name(0)).unlink()
         data_dir = str(tmp_path / "d")
     with pytest.raises(FileNotFoundError) as e:
-        celeba.check_layout(data_dir)
+        pipeline.check_layout(data_dir)
     msg = str(e.value)
     assert "python -m maae_tf.train --attr=mouth_open --config=configs/quickstart.py" in msg
     for name in ("img_align_celeba/", "list_attr_celeba.txt", "list_eval_partition.txt",
@@ -170,33 +171,33 @@ def test_check_layout_message(tmp_path, case):
     if case == "no_images":
         assert "img_align_celeba/ is empty" in msg
     with pytest.raises(FileNotFoundError):
-        celeba.pairs_dataset(tiny_config(data_dir))
+        pipeline.pairs_dataset(tiny_config(data_dir))
 
 
 def test_split_files_and_missing_image(layout):
     c = tiny_config(layout)
-    counts = {s: len(celeba.split_files(c, s)[0]) for s in ("train", "val", "test", "all")}
+    counts = {s: len(release.split_files(c, s)[0]) for s in ("train", "val", "test", "all")}
     assert counts == {"train": 8, "val": 2, "test": 2, "all": 12}
-    paths, labels = celeba.split_files(c, "test")
+    paths, labels = release.split_files(c, "test")
     assert [os.path.basename(p) for p in paths] == [_name(10), _name(11)]
     assert all(os.path.isfile(p) for p in paths) and labels.shape == (2, 40)
     with pytest.raises(ValueError, match="split"):
-        celeba.split_files(c, "training")
-    (layout / celeba.IMAGE_DIR / _name(9)).unlink()
+        release.split_files(c, "training")
+    (layout / release.IMAGE_DIR / _name(9)).unlink()
     with pytest.raises(FileNotFoundError, match=_name(9)):
-        celeba.split_files(c, "val")
+        release.split_files(c, "val")
 
 
 def test_has_masks(layout, layout_nomask):
-    assert celeba.has_masks(str(layout)) and not celeba.has_masks(str(layout_nomask))
+    assert release.has_masks(str(layout)) and not release.has_masks(str(layout_nomask))
 
 
 # ------------------------------------------------------------------------------------ decoding
 
 
 def _load(config, i, root, mask=True):
-    path = str(root / celeba.IMAGE_DIR / _name(i))
-    mpath = str(root / celeba.MASK_DIR / _name(i).replace(".jpg", ".png")) if mask else ""
+    path = str(root / release.IMAGE_DIR / _name(i))
+    mpath = str(root / release.MASK_DIR / _name(i).replace(".jpg", ".png")) if mask else ""
     image, m = celeba.load_example(path, mpath, config)
     return image.numpy(), m.numpy()
 
@@ -206,10 +207,10 @@ def test_load_example_crop_resize_and_mask(tmp_path):
     # Paint outside the crop window white and inside red: after the crop only red may remain.
     image = np.full((H, W, 3), 255, np.uint8)
     image[TOP:TOP + SIDE, LEFT:LEFT + SIDE] = (0, 0, 255)  # BGR red
-    cv2.imwrite(str(root / celeba.IMAGE_DIR / _name(0)), image, [cv2.IMWRITE_JPEG_QUALITY, 100])
+    cv2.imwrite(str(root / release.IMAGE_DIR / _name(0)), image, [cv2.IMWRITE_JPEG_QUALITY, 100])
     mask = np.zeros((H, W), np.uint8)
     mask[: TOP + SIDE // 2] = 255  # background above the crop's middle row
-    cv2.imwrite(str(root / celeba.MASK_DIR / "000001.png"), mask)
+    cv2.imwrite(str(root / release.MASK_DIR / "000001.png"), mask)
     for size in (32, 64):
         x, m = _load(tiny_config(root, image_size=size), 0, root)
         assert x.shape == (size, size, 3) and x.dtype == np.float32
@@ -229,7 +230,7 @@ def test_relative_crop_works_on_half_size_copy(tmp_path):
         image = np.full((h, w, 3), 250, np.uint8)
         t, l, s = round(TOP * h / H), round(LEFT * w / W), round(SIDE * h / H)
         image[t:t + s, l:l + s] = 10
-        cv2.imwrite(str(root / celeba.IMAGE_DIR / _name(0)), image, [cv2.IMWRITE_JPEG_QUALITY, 100])
+        cv2.imwrite(str(root / release.IMAGE_DIR / _name(0)), image, [cv2.IMWRITE_JPEG_QUALITY, 100])
     a, _ = _load(tiny_config(full), 0, full, mask=False)
     b, _ = _load(tiny_config(half), 0, half, mask=False)
     assert a[1:-1, 1:-1].max() < -0.8 and b[1:-1, 1:-1].max() < -0.8
@@ -239,11 +240,11 @@ def test_relative_crop_works_on_half_size_copy(tmp_path):
 
 
 def test_corrupt_jpeg_error_names_file(layout):
-    bad = layout / celeba.IMAGE_DIR / _name(10)
+    bad = layout / release.IMAGE_DIR / _name(10)
     data = bad.read_bytes()
     bad.write_bytes(data[: len(data) // 2])
     with pytest.raises(tf.errors.InvalidArgumentError, match=_name(10)):
-        for _ in celeba.images_dataset(tiny_config(layout), "test"):
+        for _ in pipeline.images_dataset(tiny_config(layout), "test"):
             pass
     assert [p for p, _ in celeba.find_corrupt_images([bad])] == [str(bad)]
 
@@ -253,7 +254,7 @@ def test_corrupt_jpeg_error_names_file(layout):
 
 def test_pairs_are_balanced_with_masks(layout):
     c = tiny_config(layout, batch_size=5)
-    batches = list(celeba.pairs_dataset(c, "train").take(4).as_numpy_iterator())
+    batches = list(pipeline.pairs_dataset(c, "train").take(4).as_numpy_iterator())
     for b in batches:
         assert set(b) == {"x1", "x2", "m1", "m2"}
         assert b["x1"].shape == b["x2"].shape == (5, 32, 32, 3)
@@ -269,23 +270,23 @@ def test_pairs_are_balanced_with_masks(layout):
 
 
 def test_pairs_without_masks_are_zero(layout_nomask):
-    b = next(iter(celeba.pairs_dataset(tiny_config(layout_nomask))))
+    b = next(iter(pipeline.pairs_dataset(tiny_config(layout_nomask))))
     assert not b["m1"].numpy().any() and not b["m2"].numpy().any()
 
 
 def test_pairs_need_both_sides(layout):
     c = tiny_config(layout, attr="Bald")
-    files, labels = celeba.read_attributes(str(layout))
+    files, labels = release.read_attributes(str(layout))
     col = attributes.index("bald")
     rows = [(f, [(-1 if j == col else v) for j, v in enumerate(l)]) for f, l in zip(files, labels)]
-    _write_attr(layout / celeba.ATTR_FILE, rows)
+    _write_attr(layout / release.ATTR_FILE, rows)
     with pytest.raises(ValueError, match=r"Bald.*0 positive and 8 negative"):
-        celeba.pairs_dataset(c, "train")
+        pipeline.pairs_dataset(c, "train")
 
 
 def test_pairs_deterministic_with_seed(layout):
     def order(seed):
-        ds = celeba.pairs_dataset(tiny_config(layout, seed=seed, batch_size=4), "train")
+        ds = pipeline.pairs_dataset(tiny_config(layout, seed=seed, batch_size=4), "train")
         return [(_which(b["x1"]), _which(b["x2"])) for b in ds.take(4).as_numpy_iterator()]
 
     assert order(3) == order(3)
@@ -294,14 +295,14 @@ def test_pairs_deterministic_with_seed(layout):
 
 def test_images_dataset_order_labels_and_last_batch(layout):
     c = tiny_config(layout, batch_size=3)
-    batches = list(celeba.images_dataset(c, "all", batch_size=5).as_numpy_iterator())
+    batches = list(pipeline.images_dataset(c, "all", batch_size=5).as_numpy_iterator())
     assert [b["image"].shape[0] for b in batches] == [5, 5, 2]
     assert [i for b in batches for i in _which(b["image"])] == list(range(N))
     labels = np.concatenate([b["labels"] for b in batches])
     assert labels.dtype == np.float32 and labels.shape == (N, 40)
     np.testing.assert_array_equal(labels, (np.array([_labels(i) for i in range(N)]) + 1) / 2)
     assert all(b["mask"].shape[1:] == (32, 32, 1) for b in batches)
-    limited = list(celeba.images_dataset(c, "train", limit=7).as_numpy_iterator())
+    limited = list(pipeline.images_dataset(c, "train", limit=7).as_numpy_iterator())
     assert [i for b in limited for i in _which(b["image"])] == list(range(7))
     assert [b["image"].shape[0] for b in limited] == [3, 3, 1]
 
@@ -313,15 +314,15 @@ def test_images_dataset_order_labels_and_last_batch(layout):
 @pytest.mark.parametrize("attr", ["mouth_open", "blond_hair"])
 def test_real_sample(attr):
     c = tiny_config(SAMPLE_DIR, attr=attr, image_size=64, batch_size=4)
-    files, labels = celeba.read_attributes(str(SAMPLE_DIR))
+    files, labels = release.read_attributes(str(SAMPLE_DIR))
     assert len(files) == 32 and labels.shape == (32, 40)
     col = attributes.index(attr)
-    b = next(iter(celeba.pairs_dataset(c, "train")))
+    b = next(iter(pipeline.pairs_dataset(c, "train")))
     assert b["x1"].shape == b["x2"].shape == (4, 64, 64, 3)
     assert b["m1"].shape == (4, 64, 64, 1) and not b["m1"].numpy().any()
     x = b["x1"].numpy()
     assert x.min() >= -1 and x.max() <= 1 and x.std() > 0.1  # a photo, not a flat fill
-    images = list(celeba.images_dataset(c, "all", limit=10).as_numpy_iterator())
+    images = list(pipeline.images_dataset(c, "all", limit=10).as_numpy_iterator())
     assert [im["image"].shape for im in images] == [(4, 64, 64, 3)] * 2 + [(2, 64, 64, 3)]
     got = np.concatenate([im["labels"][:, col] for im in images])
     np.testing.assert_array_equal(got, (labels[:10, col] + 1) / 2)

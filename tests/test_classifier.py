@@ -13,8 +13,8 @@ import pytest
 
 from maae_tf import attributes
 
-from maae_tf.evaluation import classifier
-from maae_tf.data import celeba
+from maae_tf.evaluation import classifier, classifier_data, classifier_training
+from maae_tf.data import layout, pipeline
 
 from conftest import TINY_ATTR, TINY_SPLITS, tiny_config, write_tiny_celeba  # noqa: E402  (tests/ is on sys.path)
 
@@ -33,17 +33,17 @@ def private_cache(tmp_path, monkeypatch):
 
 def test_classifier_learns_an_obvious_colour_and_is_deterministic(tiny_celeba):
     cfg = tiny_config(tiny_celeba, **JUDGE)
-    model = classifier.train_classifier(cfg, [TINY_ATTR], steps=STEPS, batch=BATCH, seed=3, width=WIDTH)
+    model = classifier_training.train_classifier(cfg, [TINY_ATTR], steps=STEPS, batch=BATCH, seed=3, width=WIDTH)
     assert model.output_shape == (None, 1)
-    acc = classifier.accuracy(model, cfg, [TINY_ATTR], split="test", details=True)
+    acc = classifier_training.accuracy(model, cfg, [TINY_ATTR], split="test", details=True)
     assert acc[MOUTH]["num_images"] == TINY_SPLITS[2]
     assert acc[MOUTH]["accuracy"] >= 0.9, acc  # chance: 0.5 (the test split is balanced)
     d = acc[MOUTH]
     assert d["balanced_accuracy"] == pytest.approx((d["accuracy_positives"] + d["accuracy_negatives"]) / 2)
-    again = classifier.train_classifier(cfg, [TINY_ATTR], steps=STEPS, batch=BATCH, seed=3, width=WIDTH)
+    again = classifier_training.train_classifier(cfg, [TINY_ATTR], steps=STEPS, batch=BATCH, seed=3, width=WIDTH)
     for a, b in zip(model.get_weights(), again.get_weights()):
         np.testing.assert_array_equal(a, b)
-    assert classifier.build_classifier(32, 40).output_shape == (None, 40)
+    assert classifier_training.build_classifier(32, 40).output_shape == (None, 40)
 
 
 def test_default_attrs_dir_and_column(tiny_celeba, private_cache, tmp_path):
@@ -77,7 +77,7 @@ def test_default_attrs_dir_and_column(tiny_celeba, private_cache, tmp_path):
 def test_for_dataset_trains_once_reuses_and_retrains(tmp_path):
     # a private copy where Bald is negative on every training image: not in default_attrs
     root = write_tiny_celeba(tmp_path / "data" / "celeba")
-    attr_file = root / celeba.ATTR_FILE
+    attr_file = root / layout.ATTR_FILE
     lines = attr_file.read_text().splitlines()
     for i in range(2, 2 + TINY_SPLITS[0]):
         name, *values = lines[i].split()
@@ -98,16 +98,16 @@ def test_for_dataset_trains_once_reuses_and_retrains(tmp_path):
     assert info["test_details"][MOUTH]["balanced_accuracy"] >= 0.9, info["test_details"]  # the colour is obvious
     assert info["mean_test_accuracy"] == pytest.approx(np.mean(list(info["test_accuracy"].values())))
     assert "(official partition)" in info["split_note"] and "GAN" not in info["split_note"]
-    images = next(iter(celeba.images_dataset(cfg, "test", batch_size=12)))["image"]
+    images = next(iter(pipeline.images_dataset(cfg, "test", batch_size=12)))["image"]
     j = classifier.column(info, TINY_ATTR)
-    logits = classifier.predict_logits(model, images)
+    logits = classifier_training.predict_logits(model, images)
     np.testing.assert_allclose(classifier.probabilities(model, images), 1 / (1 + np.exp(-logits)), rtol=1e-6)
     np.testing.assert_array_equal(classifier.judge(model, images, j), logits[:, j] > 0)
 
     again, info2 = classifier.for_dataset(cfg, ["mouth_slightly_open"], **kw)  # the same request
     assert info2["reused"] is True and info2["attrs"] == info["attrs"]
     assert info2["test_details"] == info["test_details"]
-    np.testing.assert_array_equal(classifier.predict_logits(again, images), logits)
+    np.testing.assert_array_equal(classifier_training.predict_logits(again, images), logits)
 
     _, info3 = classifier.for_dataset(cfg, ["bald", TINY_ATTR], **kw)      # another attribute set: its own
     assert info3["reused"] is False and info3["attrs"] == ["Bald", MOUTH]
@@ -167,21 +167,22 @@ def test_balanced_accuracy_and_thresholds():
     truth = np.array([[1, 1], [1, 1], [1, 1], [0, 1], [0, 1], [0, 1], [0, 1], [0, 1]], bool)
     pred = np.array([[1, 1], [0, 1], [0, 1], [0, 0], [0, 1], [0, 1], [0, 1], [1, 1]], bool)
     # column 0: positives 1/3 right, negatives 4/5 right; column 1 has no negatives
-    ba = classifier.balanced_accuracy(pred, truth)
+    ba = classifier_training.balanced_accuracy(pred, truth)
     assert ba[0] == pytest.approx((1 / 3 + 4 / 5) / 2) and np.isnan(ba[1])
-    assert classifier.balanced_accuracy(np.zeros(8, bool)[:, None], truth[:, :1])[0] == 0.5  # the majority answer: chance
+    majority = classifier_training.balanced_accuracy(np.zeros(8, bool)[:, None], truth[:, :1])[0]
+    assert majority == 0.5  # the majority answer: chance
     logits = np.array([[3.0, 1.0], [2.0, 1.0], [1.5, 1.0], [-1.0, 1.0], [1.0, 1.0], [0.5, 1.0], [0.2, 1.0], [-2.0, 1.0]])
-    t = classifier.choose_thresholds(logits, truth)
+    t = classifier_training.choose_thresholds(logits, truth)
     assert 1.0 <= t[0] < 1.5 and t[1] == 0.0  # every positive above, every negative below; no negatives: 0
-    assert classifier.balanced_accuracy(logits[:, :1] > t[0], truth[:, :1])[0] == 1.0
+    assert classifier_training.balanced_accuracy(logits[:, :1] > t[0], truth[:, :1])[0] == 1.0
 
 
 def test_augment_flips_and_shifts_by_seed_and_index():
     """Training images move by at most SHIFT_PX pixels (mirrored at the border) and flip; the same
     (seed, index) gives the same image, so training stays deterministic."""
     image = np.random.default_rng(0).uniform(-1, 1, (16, 16, 3)).astype(np.float32)
-    k = classifier.SHIFT_PX
-    out = [classifier.augment(image, seed, i).numpy() for seed, i in ((0, 1), (0, 1), (0, 2), (1, 1))]
+    k = classifier_data.SHIFT_PX
+    out = [classifier_data.augment(image, seed, i).numpy() for seed, i in ((0, 1), (0, 1), (0, 2), (1, 1))]
     assert out[0].shape == image.shape
     np.testing.assert_array_equal(out[0], out[1])
     moved = [o for o in out if not np.array_equal(o, image)]
@@ -207,37 +208,37 @@ def no_test_partition(tmp_path_factory):
 
 def test_own_held_out_split_is_disjoint_from_the_gan_test_images(no_test_partition):
     cfg = paper_config(no_test_partition)
-    plan = classifier.split_plan(cfg)
+    plan = classifier_data.split_plan(cfg)
     role, files = plan["role"], np.array(plan["files"])
-    gan_test = {os.path.basename(p) for p in celeba.split_files(cfg, "test")[0]}  # what the run is evaluated on
+    gan_test = {os.path.basename(p) for p in layout.split_files(cfg, "test")[0]}  # what the run is evaluated on
     assert len(gan_test) == 10 and plan["excluded"] == 10
     assert plan["test_source"] == "own" and plan["val_source"] == "none"
-    held_out, train = (set(files[role == r]) for r in (classifier.TEST, classifier.TRAIN))
-    assert held_out and train and not (role == classifier.VAL).any()
+    held_out, train = (set(files[role == r]) for r in (classifier_data.TEST, classifier_data.TRAIN))
+    assert held_out and train and not (role == classifier_data.VAL).any()
     assert not held_out & gan_test and not train & gan_test and not held_out & train
-    assert set(files[role == classifier.UNUSED]) == gan_test and len(held_out | train | gan_test) == 80
+    assert set(files[role == classifier_data.UNUSED]) == gan_test and len(held_out | train | gan_test) == 80
     assert plan["counts"] == {"train": len(train), "val": 0, "test": len(held_out)}
-    assert len(held_out) + len(held_out & gan_test) <= round(classifier.HELD_OUT_SHARE * 80)
-    note = classifier.split_note(plan, cfg)
+    assert len(held_out) + len(held_out & gan_test) <= round(classifier_data.HELD_OUT_SHARE * 80)
+    note = classifier_data.split_note(plan, cfg)
     assert f"{len(train)} train / 0 val / {len(held_out)} held-out images" in note
     assert "no official test partition" in note and "the GAN's 10 test images of Mouth_Slightly_Open" in note
     # the same seed draws the same split; the official protocol keeps every image
-    np.testing.assert_array_equal(classifier.split_plan(cfg)["role"], role)
-    official = classifier.split_plan(tiny_config(no_test_partition, **JUDGE))
+    np.testing.assert_array_equal(classifier_data.split_plan(cfg)["role"], role)
+    official = classifier_data.split_plan(tiny_config(no_test_partition, **JUDGE))
     assert official["excluded"] == 0 and official["exclusion"] is None
-    assert (official["role"] != classifier.UNUSED).all()
+    assert (official["role"] != classifier_data.UNUSED).all()
 
 
 def test_gan_test_images_never_train_on_the_official_partition(tiny_celeba):
     cfg = paper_config(tiny_celeba, n_test=8)
-    plan = classifier.split_plan(cfg)
-    gan_test = classifier.gan_test_mask(cfg, plan["files"], plan["labels"])
+    plan = classifier_data.split_plan(cfg)
+    gan_test = classifier_data.gan_test_mask(cfg, plan["files"], plan["labels"])
     assert gan_test.sum() == 8 and plan["test_source"] == "official"
-    assert not np.isin(plan["role"][gan_test], (classifier.TRAIN, classifier.VAL)).any()
+    assert not np.isin(plan["role"][gan_test], (classifier_data.TRAIN, classifier_data.VAL)).any()
     # the official test split stays whole: peers report on it, and it never trained the classifier
     assert plan["counts"]["test"] == TINY_SPLITS[2]
     assert plan["counts"]["train"] + plan["counts"]["val"] == TINY_SPLITS[0] + TINY_SPLITS[1] - (gan_test & (
-        plan["role"] != classifier.TEST)).sum()
+        plan["role"] != classifier_data.TEST)).sum()
 
 
 def test_the_exclusion_is_part_of_the_cache_key(no_test_partition):
@@ -252,7 +253,7 @@ def test_the_exclusion_is_part_of_the_cache_key(no_test_partition):
     assert classifier.default_dir(seeded) != classifier.default_dir(paper_config(no_test_partition))
     # an explicit folder is checked against the exclusion too: another exclusion is not reused
     a, b = paper_config(no_test_partition), paper_config(no_test_partition, n_test=12)
-    excluded_a, excluded_b = classifier.split_plan(a)["exclusion"], classifier.split_plan(b)["exclusion"]
+    excluded_a, excluded_b = classifier_data.split_plan(a)["exclusion"], classifier_data.split_plan(b)["exclusion"]
     assert excluded_a != excluded_b and excluded_a["images"] == 10
 
 
@@ -261,7 +262,7 @@ def test_paper_protocol_on_a_folder_without_test_partition(no_test_partition, tm
     cfg.eval.classifier_dir = str(tmp_path / "judge")
     kw = dict(width=WIDTH)
     _, info = classifier.for_dataset(cfg, [TINY_ATTR], **kw)
-    plan = classifier.split_plan(cfg)
+    plan = classifier_data.split_plan(cfg)
     assert info["reused"] is False and info["split"]["test"] == "own"
     assert info["test_details"][MOUTH]["num_images"] == plan["counts"]["test"] > 0
     assert info["test_details"][MOUTH]["balanced_accuracy"] >= 0.9, info["test_details"][MOUTH]

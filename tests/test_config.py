@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from maae_tf import attributes
-from maae_tf.config import base_config, load_workdir_config, save_workdir_config
+from maae_tf.config import base_config, for_attribute, load_workdir_config, save_workdir_config
 from maae_tf.model.spec import ModelSpec
 from maae_tf.training import settings
 from maae_tf.training.settings import check
@@ -28,6 +28,7 @@ def test_config_files_are_valid_and_differ_where_documented():
                                      alpha_mask=80.0, lambda_kl=0.1, lambda_rec=80.0,
                                      d_other_class=0.0, alpha_cls=0.0,  # the paper's D: no extra terms
                                      alpha_gan_reconstruction=0.0,  # nor a GAN term on G(x, 0)
+                                     alpha_keep=0.0,  # nor an L1 on the keeping edits
                                      d_augment="")  # nor augmentation of D's inputs
     assert celeba.init == "normal" and celeba.delta_mask == "lattice"
     assert quick.image_size == 64 and quick.synthetic.build_if_missing
@@ -74,10 +75,12 @@ def test_the_model_spec_of_an_old_run_is_what_that_run_trained(tmp_path):
     c = base_config()
     c.width, c.loss.d_augment = 0.5, "translation"
     saved = {k: v for k, v in c.to_dict().items() if k != "adversarial_edits"}  # a version-1 file
+    del saved["loss"]["alpha_keep"]  # from before that term existed
     (tmp_path / "config.json").write_text(json.dumps(saved))
     spec = ModelSpec.from_config(load_workdir_config(str(tmp_path)))
     assert spec.adversarial_edits == "flipping" and spec.networks.width == 0.5
     assert spec.d_augment == ("translation",) and spec.losses.alpha_gan == 10.0
+    assert spec.losses.alpha_keep == 0.0
     assert (spec.optimizer.learning_rate, spec.identity.source, spec.delta_mask) == (1e-4, "imagenet", "lattice")
     with pytest.raises(dataclasses.FrozenInstanceError):
         spec.seed = 1
@@ -121,3 +124,21 @@ def test_attribute_aliases():
         attributes.resolve("moustache_curl")
     assert "moustache_curl" in str(e.value) and "mouth_open" in str(e.value)
     assert attributes.index("mouth_open") == 21
+
+
+def test_by_attribute_settings_apply_to_their_attribute_unless_set_on_the_command_line(tmp_path):
+    c = base_config()
+    c.by_attribute = {"blond_hair": {"loss": {"d_augment": "translation,cutout"}}}
+    for attr, overridden, expected in [("blond", (), "translation,cutout"),  # an alias of Blond_Hair
+                                       ("Blond_Hair", {"loss.d_augment": ""}, ""),  # the user's value wins
+                                       ("mouth_open", (), "")]:  # other attributes keep the shared value
+        run = c.copy_and_resolve_references()
+        run.attr = attr
+        assert for_attribute(run, overridden).loss.d_augment == expected
+    # a run's config.json keeps by_attribute and loads back
+    save_workdir_config(c, str(tmp_path))
+    assert load_workdir_config(str(tmp_path)).by_attribute.blond_hair.loss.d_augment == "translation,cutout"
+    c.by_attribute = {"blond_hair": {"loss": {"d_augmentation": "cutout"}}}
+    c.attr = "blond_hair"
+    with pytest.raises(ValueError, match="by_attribute.blond_hair.loss.d_augmentation"):
+        for_attribute(c)

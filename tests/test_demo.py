@@ -27,8 +27,8 @@ import pytest
 from PIL import Image
 from test_edit import make_photo
 
+from maae_tf import edit as edit_command
 from maae_tf.photos import demo
-
 from maae_tf.photos import edit
 
 from maae_tf.data import faces
@@ -79,8 +79,9 @@ def photos(tmp_path_factory):
 
 def edit_output(photo_path, model, delta, out, detector, *extra):
     """What `python -m maae_tf.edit` writes for this photo and δ (same detector, the prior's head mask)."""
-    code = edit.main([str(photo_path), f"--model={model}", f"--delta={delta}", "-o", str(out), *extra],
-                     detector=detector, masker=heads.HeadMasker(), log=lambda *a: None)
+    options = edit_command.parse(["edit", str(photo_path), f"--model={model}", f"--delta={delta}", "-o", str(out),
+                                  *extra])
+    code = edit.edit_photos(options, detector=detector, masker=heads.HeadMasker(), log=lambda *a: None)
     assert code == 0
     return out.read_bytes()
 
@@ -159,8 +160,8 @@ def served(exported, photos):
         box["server"] = server
         ready.set()
 
-    thread = threading.Thread(target=demo.main, kwargs=dict(
-        argv=[f"--model={exported['single']}", "--port=0"], detector=photos["detector"],
+    thread = threading.Thread(target=demo.serve, kwargs=dict(
+        args=demo.Options(model=str(exported["single"]), port=0), detector=photos["detector"],
         masker=heads.HeadMasker(), log=lambda *a: None, ready=on_ready), daemon=True)
     thread.start()
     assert ready.wait(120), "the demo did not start"
@@ -227,7 +228,7 @@ def test_bad_command_lines_get_one_error_line(tmp_path, exported):
     assert err.startswith(f"error: --port={port}: 127.0.0.1:{port} is in use") and "--port=0" in err
     # a model folder that is not one: refused once the port is free (in this process: no TF start-up twice)
     lines = []
-    code = demo.main([f"--model={tmp_path / 'nope'}", "--port=0"], detector=lambda rgb: [], log=lines.append)
+    code = demo.serve(demo.Options(model=str(tmp_path / "nope"), port=0), detector=lambda rgb: [], log=lines.append)
     assert code == 2
 
 
@@ -322,7 +323,7 @@ def test_the_page_in_chromium(served, exported, photos, tmp_path):
 
 
 def test_tf_serving_rest_backend_gives_the_same_file(exported, photos, tmp_path):
-    from maae_tf.serving.double import ModelServerDouble
+    from support.tf_serving_double import ModelServerDouble
 
     root = photos["root"]
     with ModelServerDouble({"mouth_open": str(exported["single"].parent)}, rest=True) as server:

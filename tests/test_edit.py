@@ -19,11 +19,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from maae_tf import edit as edit_command
 from maae_tf.photos import edit
 
 from maae_tf.data import faces
 from maae_tf.photos import heads
-from maae_tf.data import synthetic
+from maae_tf.data import synthetic_faces
 from maae_tf.files import read_photo
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,7 +41,7 @@ def similarity(angle_deg: float, scale: float, tx: float, ty: float) -> np.ndarr
 
 def synthetic_face(i: int = 1):
     """A 178×218 synthetic aligned face (RGB) and its 5 landmarks [5, 2]."""
-    rgb, _, _, landmarks, _ = synthetic.render(0, i, synthetic.identity_params(0, 0))
+    rgb, _, _, landmarks, _ = synthetic_faces.render(0, i, synthetic_faces.identity_params(0, 0))
     return rgb, np.asarray(landmarks, np.float64).reshape(5, 2)
 
 
@@ -235,11 +236,12 @@ def scene(tmp_path_factory):
 
 
 def run_edit(argv, detector, capsys, masker="prior"):
-    """edit.main's exit code, stdout and stderr; the blend's head mask is the landmark prior
-    (deterministic, no segmentation model needed) unless `masker` is given (None: edit's default)."""
+    """The exit code, stdout and stderr of `python -m maae_tf.edit ARGV` run here with `detector`;
+    the blend's head mask is the landmark prior (deterministic, no segmentation model needed)
+    unless `masker` is given (None: edit's default)."""
     if masker == "prior":
         masker = heads.HeadMasker()
-    code = edit.main([str(a) for a in argv], detector=detector, masker=masker)
+    code = edit.edit_photos(edit_command.parse(["edit", *map(str, argv)]), detector=detector, masker=masker)
     out = capsys.readouterr()
     return code, out.out, out.err
 
@@ -393,7 +395,7 @@ def test_missing_dlib_is_named(monkeypatch):
 
 
 def test_server_path_matches_the_local_savedmodel(scene, exported, tmp_path, capsys):
-    from maae_tf.serving.double import ModelServerDouble
+    from support.tf_serving_double import ModelServerDouble
 
     root, photo, face = scene
     local = tmp_path / "local.png"
@@ -553,7 +555,7 @@ class GreenScreen:
 def green_screen_scene(tmp_path):
     """A PNG of the synthetic face and hair (its own mask) placed on a pure green backdrop, the
     Face, and the boolean person (not green) the GreenScreen sees."""
-    rgb, fg_mask, _, landmarks, _ = synthetic.render(0, 1, synthetic.identity_params(0, 0))
+    rgb, fg_mask, _, landmarks, _ = synthetic_faces.render(0, 1, synthetic_faces.identity_params(0, 0))
     place = similarity(8.0, 1.6, 60.0, 40.0)
     w, h = 420, 480
     photo = np.tile(GREEN, (h, w, 1))

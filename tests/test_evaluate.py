@@ -1,5 +1,6 @@
-"""Tests of maae_tf.evaluation.metrics (PSNR, L1, masks), maae_tf.evaluation.scoring and the maae_tf.evaluation.evaluate command line:
-one run, the comparison table of several runs, multi-attribute composition (CPU, tiny)."""
+"""Tests of maae_tf.evaluation.metrics (PSNR, L1, masks), the evaluators, the metric registry and
+the maae_tf.evaluation.evaluate command line: one run, the comparison table of several runs,
+multi-attribute composition (CPU, tiny)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ import pytest
 
 from maae_tf import attributes
 
+from maae_tf.evaluation import evaluators
 from maae_tf.evaluation import metrics
-
+from maae_tf.evaluation import registry
+from maae_tf.evaluation import report
 from maae_tf.evaluation import scoring
 
 from conftest import TINY_ATTR, TINY_SPLITS, tiny_train_config  # noqa: E402  (tests/ is on sys.path under pytest)
@@ -110,11 +113,50 @@ def test_scores_expose_a_generator_that_inverts_whatever_delta_is():
     positive = np.array([True, False] * 3)
     x[positive, ..., 0] += 0.6   # positives red
     x[~positive, ..., 2] += 0.6  # negatives blue
-    s = scoring.score_batch(_Inverter(), x, np.ones((6, 16, 16, 1)), positive, _RedJudge(), 0, 5.0, ssim=False)
-    assert s["edit_success"].all()                  # the flip rate alone calls it perfect
-    assert not s["keep_success"].any()              # but the edit towards the label flips it too
-    assert not s["reconstruction_kept"].any()       # and so does δ = 0
-    np.testing.assert_allclose(s["fidelity"], 0.5)  # sigmoid(0) at the target head
+    batch = {"image": x, "mask": np.ones((6, 16, 16, 1)), "positive": positive}
+    m, truth = evaluators.run(_Inverter(), [batch], [evaluators.EditEvaluator(_RedJudge(), 0),
+                                                     evaluators.DiscriminatorEvaluator()], 5.0)
+    assert m["attribute_accuracy"] == 1.0               # the flip rate alone calls it perfect
+    assert m["attribute_keep_accuracy"] == 0.0          # but the edit towards the label flips it too
+    assert m["reconstruction_attribute_accuracy"] == 0.0  # and so does δ = 0
+    assert m["classifier_accuracy_eval_images"] == 1.0  # while the judge reads the photos right
+    assert m["fidelity_score"] == pytest.approx(0.5)    # sigmoid(0) at the target head
+    assert m["attribute_accuracy_plus_count"] == 3 and truth.tolist() == positive.tolist()
+
+
+def test_evaluators_sum_over_batches_and_keep_the_first_sweeps():
+    """Two batches give the means of one; the sweep takes only its first `count` images."""
+    rng = np.random.default_rng(2)
+    x = rng.uniform(-1, 1, (5, 16, 16, 3)).astype(np.float32)
+    positive = np.array([True, False, False, True, False])
+    mask = np.ones((5, 16, 16, 1))
+    family = lambda: [evaluators.EditEvaluator(_RedJudge(), 0), evaluators.PixelEvaluator(ssim=True),
+                      evaluators.SweepEvaluator(_RedJudge(), 0, [-5.0, 0.0, 5.0], count=3, tolerance=0.0)]
+    split = [{"image": x[a:b], "mask": mask[a:b], "positive": positive[a:b]} for a, b in ((0, 2), (2, 5))]
+    whole, _ = evaluators.run(_Inverter(), [{"image": x, "mask": mask, "positive": positive}], family(), 5.0)
+    parts, _ = evaluators.run(_Inverter(), split, family(), 5.0)
+    assert whole == parts
+    assert whole["sweep_monotonic_share_count"] == 3 and whole["background_psnr_count"] == 10
+    with pytest.raises(ValueError, match="the batches has no images"):
+        evaluators.run(_Inverter(), [], family(), 5.0)
+
+
+# ------------------------------------------------------------------------------ registry
+
+
+def test_registry_names_each_metric_once_and_feeds_the_tables():
+    keys = [m.key for m in registry.METRICS]
+    assert len(keys) == len(set(keys)) and set(registry.BY_KEY) == set(keys)
+    tags = [m.tag for m in registry.tensorboard_metrics()]
+    assert len(tags) == len(set(tags)) and "fidelity" in tags
+    assert {m.key for m in registry.compare_columns()} <= {m.key for m in registry.report_rows()}
+    assert registry.BY_KEY["background_l1"].higher_is_better is False
+    # a metrics.json of an older evaluation (prose keys, a metric missing) still fills its row
+    old = {"workdir": "/runs/full", "step": 5, "num_images": 4, "identity_network": "dlib",
+           "attribute_accuracy": 0.5, "psnr_averaging": "mean over images", "background_count_note": "pairs"}
+    table = report.compare_markdown([old], ["reference"])
+    assert "| full | reference | 5 | 4 | 0.5 | n/a |" in table
+    assert all(f" {m.short} |" in table for m in registry.compare_columns())
 
 
 # ------------------------------------------------------------------------------ evaluate (CLI)
@@ -178,13 +220,17 @@ def test_evaluate_cli_end_to_end(tiny_run):
     assert m["background_psnr_count"] == 2 * 9 and m["reconstruction_psnr_count"] == 9
     assert m["identity_similarity_count"] == m["fidelity_score_count"] == 9  # one flipping edit per image
     assert m["sweep_monotonic_share_count"] == 9 and len(m["sweep_mean_probability"]) == len(m["sweep_deltas"]) == 9
-    assert "per-image" in m["psnr_averaging"] and m["seconds"] > 0
+    assert m["seconds"] > 0
+    # every metric with a count is in the registry, and metrics.json carries numbers, not prose
+    assert {k[:-len("_count")] for k in m if k.endswith("_count")} == set(registry.BY_KEY)
+    assert not {"psnr_averaging", "background_count_note", "ssim", "l1_scale"} & set(m)
     assert m["classifier"]["reused"] is False and m["classifier"]["steps"] == 30
     assert os.path.exists(m["classifier"]["path"])  # the dataset's classifier, in the (private) cache
     for png in ("examples.png", "sweep.png"):
         assert (out / png).stat().st_size > 0
-    report = (out / "report.md").read_text()
-    assert "background SSIM" in report and "identity similarity" in report and "sweep.png" in report
+    report_md = (out / "report.md").read_text()
+    assert all(f"| {metric.title} |" in report_md for metric in registry.report_rows())
+    assert "per-image" in report_md and "sweep.png" in report_md
 
     # the same checkpoint and seed again: the cached classifier is reused, the numbers are the same
     from maae_tf.evaluation import evaluate

@@ -26,7 +26,9 @@ TINY = ["--attr=mouth_open", "--config=configs/quickstart.py", "--config.image_s
 
 
 def run(module, *args, timeout=300):
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=REPO, capture_output=True,
+    """`python -m MODULE ARGS`, or `python SCRIPT ARGS` for a script's path (benchmarks/...)."""
+    command = [module] if module.endswith(".py") else ["-m", module]
+    return subprocess.run([sys.executable, *command, *map(str, args)], cwd=REPO, capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -222,7 +224,7 @@ def test_a_damaged_shard_is_named_with_the_command_that_rebuilds_it(tmp_path, ti
     line = error_line(train(tmp_path / "run", out, "--config.train_steps=2"))
     assert f"shard {shard} is damaged (cut short inside record" in line
     assert f"python -m maae_tf.data.prepare --celeba_dir=<the CelebA folder it was prepared from> --out={out} " \
-           "--size=32 --masks=none --shard_size=10" in line
+           "--image_size=32 --masks=none --shard_size=10" in line
     assert digests(out) == before and not (tmp_path / "run").exists()
     # that command rewrites the damaged shard, as it was, and keeps the others
     prepare.prepare(str(tiny_celeba), str(out), size=32, workers=1, shard_size=10)
@@ -301,7 +303,7 @@ def test_a_zero_bookkeeping_setting_is_refused_naming_the_key(tmp_path, tiny_cel
     assert not workdir.exists()  # refused before anything is written: no config.json
 
 
-@pytest.mark.parametrize("module", ["maae_tf.train", "maae_tf.bench", "maae_tf.serving.bench"])
+@pytest.mark.parametrize("module", ["maae_tf.train", "maae_tf.bench", "benchmarks/serving_bench.py"])
 def test_a_missing_config_file_is_named(tmp_path, module):
     before = digests(REPO / "configs")
     workdir = [] if module == "maae_tf.bench" else [f"--workdir={tmp_path / 'run'}"]
@@ -330,7 +332,7 @@ def test_a_misspelt_nested_config_key_is_named():
 
 
 def prepare_cli(data, out):
-    return run("maae_tf.data.prepare", f"--celeba_dir={data}", f"--out={out}", "--size=32", "--workers=1",
+    return run("maae_tf.data.prepare", f"--celeba_dir={data}", f"--out={out}", "--image_size=32", "--workers=1",
                "--shard_size=10")
 
 

@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from maae_tf import train_identity
+from maae_tf.training import identity as train_identity
 from maae_tf.data import synthetic
 from maae_tf.model.networks import IdentitySpec, build_identity
 from maae_tf.model.networks.identity import CONV_LAYERS, h5_width

@@ -303,7 +303,7 @@ def test_real_small_faces_of_the_dev_set():
     """Real half-size CelebA photos (89×109) and dlib: one plain detection finds, one it misses
     and the 2× enlarged image finds, one found neither way (the template's)."""
     pytest.importorskip("dlib")
-    from maae_tf.data.prepare import read_jpeg
+    from maae_tf.data.shard_writer import read_jpeg
 
     src = seg.SegmenterSource("auto", segmenter=AllPerson())
     for name, expected in (("000033.jpg", "dlib"), ("000208.jpg", "dlib-upsampled"), ("000036.jpg", "template")):
@@ -432,8 +432,8 @@ def test_evaluate_on_a_tiny_folder(tmp_path, frame):
     assert [p[0] for p in mev.find_pairs(str(d))] == ["0", "1"]
     buf = io.StringIO()
     with redirect_stdout(buf), pytest.warns(UserWarning, match="fallback"):
-        rc = mev.main(["--celebamask_hq", str(d), "--sources", "celebamask_hq,landmarks", "--frame", frame,
-                       "--landmarks", str(d / "landmarks.txt"), "--repeats", "1", "--out_dir", str(tmp_path / "ov")])
+        rc = mev.evaluate_command(str(d), "celebamask_hq,landmarks", frame, str(d / "landmarks.txt"), "1-15",
+                                  repeats=1, out_dir=str(tmp_path / "ov"), fetch=False, scale=1.0)
     out = buf.getvalue().strip().splitlines()
     assert rc == 0, out
     assert out[0].startswith("0.jpg") and out[1].startswith("1.jpg") and out[2].startswith("ms/image ")
@@ -464,7 +464,7 @@ def test_evaluate_cli_errors_and_unbuildable_source(tmp_path, monkeypatch):
     assert bad.returncode == 2 and "no such folder" in bad.stderr
     d = write_tiny_folder(tmp_path / "hq", n=1)
     r = subprocess.run([sys.executable, "-m", "maae_tf.data.masks.evaluate", f"--celebamask_hq={d}",
-                        "--sources=segmenter,celebamask_hq", "--frame=native", f"--landmarks={d / 'landmarks.txt'}",
+                        "--sources=segmenter,celebamask_hq", "--frame=native", f"--landmarks_file={d / 'landmarks.txt'}",
                         "--repeats=1"], capture_output=True, text=True, cwd=REPO, env=env)
     assert r.returncode == 1, r.stderr
     lines = r.stdout.strip().splitlines()

@@ -247,6 +247,30 @@ def test_reconstruction_gan_term_judges_g_x_0_at_its_own_class_head():
     assert np.isfinite(float(tracked["gan_reconstruction"]))
 
 
+def test_keep_term_pulls_the_keeping_edits_to_their_inputs():
+    """loss.alpha_keep: G's objective grows by alpha_keep · (|G(x1, -δ0) - x1| + |G(x2, +δ0) - x2|),
+    the keeping edits made from the same draws as the other terms, tracked as `keep`."""
+    from maae_tf.model import losses
+    from maae_tf.training.settings import check
+
+    keras.utils.set_random_seed(0)
+    m = build_model(tiny_spec())
+    b = pairs(b=2)
+    plain, _ = m.generator_terms(b["x1"], b["x2"], b["m1"], b["m2"])
+    assert "keep" not in plain
+    m.spec = dataclasses.replace(m.spec, losses=dataclasses.replace(m.spec.losses, alpha_keep=3.0))
+    terms, (to_positive, to_negative) = m.generator_terms(b["x1"], b["x2"], b["m1"], b["m2"])
+    # to_negative = [G(x2, -δ0), G(x1, -δ0)], to_positive = [G(x1, +δ0), G(x2, +δ0)]
+    expected = losses.keep_loss(to_negative[1], b["x1"], to_positive[1], b["x2"])
+    assert float(terms["keep"]) == pytest.approx(float(expected), rel=1e-5)
+    assert float(terms["g_loss"]) == pytest.approx(float(plain["g_loss"]) + 3.0 * float(expected), rel=1e-5)
+    tracked = build_model(m.spec).train_step(b)
+    assert np.isfinite(float(tracked["keep"]))
+    check(tiny_config(**{"loss.alpha_keep": 3.0}))
+    with pytest.raises(ValueError, match="alpha_keep"):  # no keeping edits to pull
+        check(tiny_config(adversarial_edits="flipping", **{"loss.alpha_keep": 3.0}))
+
+
 def test_attribute_logit_learns_the_attribute_from_real_faces():
     """loss.alpha_cls: D gets a third logit, tracked as `cls`, that learns from real faces which
     class they are (here dark negatives and bright positives)."""

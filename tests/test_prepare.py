@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from conftest import TINY_SPLITS, tiny_config, tiny_name, write_tiny_celeba
 from maae_tf import attributes
-from maae_tf.data import celeba, prepare, records
+from maae_tf.data import pipeline, prepare, records, shards, splits
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 32
@@ -68,11 +68,11 @@ def test_manifest_counts_and_failures(prepared):
 def test_record_contents(prepared):
     out, _ = prepared
     ds = tf.data.TFRecordDataset(str(out / records.shard_name(0, 3)))
-    ex = tf.io.parse_single_example(next(iter(ds)), records.all_features())
+    ex = tf.io.parse_single_example(next(iter(ds)), shards.all_features())
     assert ex["file"].numpy() == tiny_name(0).encode()
     assert ex["mask_source"].numpy() == b"files"
     assert ex["split"].numpy() == 0
-    assert ex["key"].numpy() == records.file_key(tiny_name(0))
+    assert ex["key"].numpy() == splits.file_key(tiny_name(0))
     labels = ex["labels"].numpy()
     assert set(labels) <= {0, 1} and labels[attributes.index(attributes.resolve("mouth_open"))] == 1
     image = tf.io.decode_jpeg(ex["image"]).numpy()
@@ -95,7 +95,7 @@ def test_determinism_and_resume(damaged, prepared, tmp_path):
     (again / "manifest.json").unlink()
     (again / (records.shard_name(2, 3) + ".tmp")).write_bytes(b"half a shard")
     with pytest.raises(FileNotFoundError, match="unfinished"):
-        celeba.check_layout(str(again))
+        pipeline.check_layout(str(again))
     prepare.prepare(str(damaged), str(again), size=SIZE, masks="files", workers=1, shard_size=SHARD)
     assert _digests(again) == before
     for k in (0, 2):  # kept, not rewritten
@@ -119,7 +119,7 @@ def test_cli_workers_same_bytes(damaged, prepared, tmp_path):
     """Two worker processes, from the command line: the same files, byte for byte, as in-process."""
     out = tmp_path / "out"
     r = subprocess.run([sys.executable, "-m", "maae_tf.data.prepare", f"--celeba_dir={damaged}", f"--out={out}",
-                        f"--size={SIZE}", "--masks=files", "--workers=2", f"--shard_size={SHARD}"],
+                        f"--image_size={SIZE}", "--masks=files", "--workers=2", f"--shard_size={SHARD}"],
                        capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "2 failed" in r.stdout and "images/s" in r.stderr and "ETA" in r.stderr
@@ -129,7 +129,7 @@ def test_cli_workers_same_bytes(damaged, prepared, tmp_path):
 def test_pairs_filtered_balanced(prepared):
     out, _ = prepared
     cfg = tiny_config(out, batch_size=4)
-    ds = celeba.pairs_dataset(cfg, "train")
+    ds = pipeline.pairs_dataset(cfg, "train")
     for batch in ds.take(6):
         x1, x2 = batch["x1"].numpy(), batch["x2"].numpy()
         assert x1.shape == (4, SIZE, SIZE, 3) and batch["m1"].shape == (4, SIZE, SIZE, 1)
@@ -145,30 +145,30 @@ def test_a_split_reads_exactly_its_records(prepared):
     """images_dataset keeps exactly the records of the split (the index sidecars' split feature), in
     shard order, with their labels."""
     out, _ = prepared
-    _, labels, splits, _ = records.read_index(str(out))
-    for split, code in (("train", 0), ("val", 1), ("test", 2)):
+    _, labels, official, _ = records.read_index(str(out))
+    for split, code in splits.SPLITS.items():
         got = _read(tiny_config(out), split, "labels")
-        np.testing.assert_array_equal(got, labels[splits == code])
+        np.testing.assert_array_equal(got, labels[official == code])
 
 
 def test_images_match_file_path(prepared, damaged):
     out, _ = prepared
-    got = next(iter(celeba.images_dataset(tiny_config(out), "test", batch_size=64)))
-    want = next(iter(celeba.images_dataset(tiny_config(damaged), "test", batch_size=64)))
+    got = next(iter(pipeline.images_dataset(tiny_config(out), "test", batch_size=64)))
+    want = next(iter(pipeline.images_dataset(tiny_config(damaged), "test", batch_size=64)))
     assert got["image"].shape == want["image"].shape == (TINY_SPLITS[2], SIZE, SIZE, 3)
     np.testing.assert_array_equal(got["labels"].numpy(), want["labels"].numpy())
     assert float(tf.reduce_mean(tf.abs(got["image"] - want["image"]))) < 0.05  # resize filter + JPEG q95
     assert float(tf.reduce_mean(tf.abs(got["mask"] - want["mask"]))) < 0.02
     # read at another size than prepared: resized at read time
-    big = next(iter(celeba.images_dataset(tiny_config(out, image_size=64), "test", limit=2)))
+    big = next(iter(pipeline.images_dataset(tiny_config(out, image_size=64), "test", limit=2)))
     assert big["image"].shape == (2, 64, 64, 3) and big["mask"].shape == (2, 64, 64, 1)
     with pytest.raises(ValueError, match="crop"):
-        celeba.images_dataset(tiny_config(out, crop_top=0.0), "test")
+        pipeline.images_dataset(tiny_config(out, crop_top=0.0), "test")
 
 
 def _read(cfg, split, key):
-    """Every `key` ("image", "mask", "labels") of `split` as records.images_dataset reads it, stacked."""
-    return np.concatenate([b[key] for b in records.images_dataset(cfg, split, batch_size=64).as_numpy_iterator()])
+    """Every `key` ("image", "mask", "labels") of `split` as pipeline.images_dataset reads it, stacked."""
+    return np.concatenate([b[key] for b in pipeline.images_dataset(cfg, split, batch_size=64).as_numpy_iterator()])
 
 
 def _drawn(cfg, split) -> set[str]:
@@ -190,14 +190,14 @@ def test_paper_split_reproducible(tiny_celeba, tmp_path):
     assert _drawn(tiny_config(out, seed=1, **paper), "test") == test  # same seed, same draw
     assert _drawn(tiny_config(out, seed=2, **paper), "test") != test  # the seed decides
     # the file-based reader draws the same images (JPEG and resize filters apart), in the same order
-    by_files = celeba.images_dataset(tiny_config(tiny_celeba, seed=1, **paper), "test", batch_size=64)
+    by_files = pipeline.images_dataset(tiny_config(tiny_celeba, seed=1, **paper), "test", batch_size=64)
     assert np.abs(next(iter(by_files))["image"].numpy() - _read(cfg, "test", "image")).mean() < 0.05
-    batch = next(iter(celeba.images_dataset(cfg, "test", batch_size=64)))
+    batch = next(iter(pipeline.images_dataset(cfg, "test", batch_size=64)))
     assert len(batch["image"]) == 10
     assert float(tf.reduce_max(batch["mask"])) == 0.0  # masks "none": zeros, as the file path gives
     assert records.read_manifest(str(out))["per_mask_source"] == {"none": 40}
     with pytest.raises(ValueError, match="no val split"):
-        celeba.images_dataset(cfg, "val")
+        pipeline.images_dataset(cfg, "val")
 
 
 def _x1_digests(ds, batches):
@@ -215,14 +215,14 @@ def test_file_sharding_across_workers(prepared):
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.FILE
     seen = []
     for index in range(2):
-        ds = records.images_dataset(cfg, "all", batch_size=1).with_options(options)
+        ds = pipeline.images_dataset(cfg, "all", batch_size=1).with_options(options)
         sharded = tf_distribute._AutoShardDataset(ds, num_workers=2, index=index, num_replicas=1)
         seen.append(sum(int(b["image"].shape[0]) for b in sharded))
     assert sum(seen) == 38 and min(seen) > 0  # every record once, split between the workers
     # the pairs: FILE policy accepted (the file list is the source), explicit contexts disjoint
-    ds = records.pairs_dataset(tiny_config(out, batch_size=2)).with_options(options)
+    ds = pipeline.pairs_dataset(tiny_config(out, batch_size=2)).with_options(options)
     assert len(_x1_digests(tf_distribute._AutoShardDataset(ds, num_workers=2, index=1, num_replicas=1), 2)) == 4
-    per_worker = [set(_x1_digests(records.pairs_dataset(
+    per_worker = [set(_x1_digests(pipeline.pairs_dataset(
         tiny_config(out, batch_size=2), "train", tf.distribute.InputContext(2, i, 1)), 10)) for i in range(2)]
     assert per_worker[0] and per_worker[1] and not per_worker[0] & per_worker[1]
 
@@ -266,7 +266,7 @@ def test_manifest_counts_each_mask_origin(tiny_celeba, tmp_path, monkeypatch, ca
     printed = capsys.readouterr().out
     assert "prepare: masks: twoway/odd 20 (50.00 %), twoway/even 19 (47.50 %), none 1 (2.50 %)" in printed
     ds = tf.data.TFRecordDataset(str(tmp_path / "out" / records.shard_name(0, 3)))
-    origins = [tf.io.parse_single_example(r, records.all_features())["mask_source"].numpy() for r in ds.take(4)]
+    origins = [tf.io.parse_single_example(r, shards.all_features())["mask_source"].numpy() for r in ds.take(4)]
     assert origins == [b"twoway/odd", b"twoway/even", b"twoway/odd", b"none"]  # per record, too
 
 

@@ -19,7 +19,7 @@ from maae_tf.config import load_workdir_config
 from maae_tf.model import editor as editor_lib
 from maae_tf.serving import export
 from maae_tf.serving.client import Client, RestClient, ServingError, as_batch, as_delta
-from maae_tf.serving.double import ModelServerDouble
+from support.tf_serving_double import ModelServerDouble
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -211,7 +211,7 @@ class socket_port:
 
 
 def test_the_shipped_models_config_serves_exports(exported, tmp_path):
-    """serving/models.config as written, its /models/... paths mapped to exports made here."""
+    """serving/models.config as written, its /export/... paths mapped to exports made here."""
     root = tmp_path / "models"
     for name in ("mouth_open", "blond_hair"):
         export.export([str(exported["runs"][0 if name == "mouth_open" else 1])], str(root / name))
@@ -247,7 +247,8 @@ def test_serving_benchmark_measures_the_three_paths(exported, tmp_path):
 
     model = exported["models"][0]
     editor = editor_lib.Editor([model], [load_workdir_config(exported["runs"][0])], [3])
-    results = bench.measure(editor, str(tmp_path / "b"), batch=2, latency_calls=2, throughput_calls=1)
+    results = bench.measure(editor, str(tmp_path / "b"), batch=2, latency_calls=2, throughput_calls=1,
+                            server=ModelServerDouble)
     assert set(results) == {"keras", "savedmodel", "grpc"}
     assert all(r["p50_ms"] > 0 and r["images_per_s"] > 0 for r in results.values())
     assert results["keras"]["p50_ratio"] == 1.0
@@ -256,7 +257,7 @@ def test_serving_benchmark_measures_the_three_paths(exported, tmp_path):
 
 def test_double_runs_as_a_command_for_trying_the_client_by_hand(exported):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.Popen([sys.executable, "-m", "maae_tf.serving.double",
+    proc = subprocess.Popen([sys.executable, os.path.join("tests", "support", "tf_serving_double.py"),
                              f"--model=m={exported['single'].parent}", "--port=0", "--rest_api_port=0"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO, env=env)
     try:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from maae_tf import attributes
-from maae_tf.data import synthetic
+from maae_tf.data import synthetic, synthetic_faces
 
 NUM = 40
 
@@ -82,14 +82,14 @@ def test_layout(synth):
 
 
 def test_label_rules(synth):
-    hair = np.stack([_col(synth, n) for n in synthetic.HAIR_COLOURS], 1)
+    hair = np.stack([_col(synth, n) for n in synthetic_faces.HAIR_COLOURS], 1)
     assert (hair.sum(1) == 1).all()
     assert _col(synth, "No_Beard").all() and _col(synth, "Young").all()
-    fixed = [n for n in attributes.CELEBA_ATTRIBUTES if n not in synthetic.PROBS
-             and n not in synthetic.HAIR_COLOURS and n not in synthetic.ALWAYS_POSITIVE
+    fixed = [n for n in attributes.CELEBA_ATTRIBUTES if n not in synthetic_faces.PROBS
+             and n not in synthetic_faces.HAIR_COLOURS and n not in synthetic_faces.ALWAYS_POSITIVE
              and n != "Male"]
     assert not any(_col(synth, n).any() for n in fixed)
-    for name in synthetic.PROBS:  # each drawn attribute shows up both ways in 40 images
+    for name in synthetic_faces.PROBS:  # each drawn attribute shows up both ways in 40 images
         assert 0 < _col(synth, name).sum() < NUM, name
 
 
@@ -220,7 +220,7 @@ def test_masks(synth):
 def test_identities(synth):
     ids, attrs = synth["ids"], synth["attrs"]
     counts = collections.Counter(ids.tolist())
-    assert len(counts) == NUM // synthetic.IMAGES_PER_IDENTITY
+    assert len(counts) == NUM // synthetic_faces.IMAGES_PER_IDENTITY
     assert min(counts.values()) >= 2
     for k in counts:
         rows = attrs[ids == k]
@@ -235,7 +235,7 @@ def test_cli_and_ensure(tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run([sys.executable, "-m", "maae_tf.data.synthetic", "--out", str(out),
-                           "--num", "8", "--workers", "2"], env=env, capture_output=True,
+                           "--num_images", "8", "--workers", "2"], env=env, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert len(os.listdir(out / synthetic.IMAGE_DIR)) == 8

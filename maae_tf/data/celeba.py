@@ -1,17 +1,6 @@
-"""Reader for the CelebA release layout (real CelebA and the project's synthetic set).
-
-Layout under `data_dir` (docs/method.md §6)::
-
-    img_align_celeba/000001.jpg      aligned 178x218 JPEGs
-    list_attr_celeba.txt             line 1: a count (may differ from the rows, e.g. a sample),
-                                     line 2: the 40 attribute names, then `000001.jpg -1  1 ...`
-    list_eval_partition.txt          `000001.jpg 0` (0 train, 1 val, 2 test)
-    identity_CelebA.txt              optional: `000001.jpg 2880`
-    background_masks/000001.png      optional: single-channel uint8 PNG, same size as the image,
-                                     255 = background, 0 = foreground (face + hair)
-
-Text files are parsed once in Python; images are decoded by tf ops inside `Dataset.map`
-(`load_example`), so the pipeline runs in parallel without the GIL.
+"""The release-files source: the images of a CelebA release layout (`maae_tf.data.layout`)
+decoded by tf ops inside `Dataset.map`, so the pipeline runs in parallel without the GIL. It gives
+`maae_tf.data.pipeline` its raw elements (image path, mask path, labels 0/1) and their decoder.
 
 Corrupt files: TensorFlow's JPEG/PNG decoders fail with a message that does not name the file.
 `load_example` therefore checks every file's bytes in-graph before decoding (JPEG: starts with the
@@ -25,7 +14,6 @@ it from an `except tf.errors.InvalidArgumentError` handler).
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 
@@ -35,226 +23,9 @@ import tensorflow as tf
 from absl import logging
 
 from maae_tf import attributes
-from maae_tf.data import crop, records
+from maae_tf.data import crop, layout, splits
 
-IMAGE_DIR = "img_align_celeba"
-ATTR_FILE = "list_attr_celeba.txt"
-PARTITION_FILE = "list_eval_partition.txt"
-IDENTITY_FILE = "identity_CelebA.txt"
-MASK_DIR = "background_masks"
-
-SPLITS = {"train": 0, "val": 1, "test": 2}
-
-QUICKSTART_HINT = (
-    "have CelebA? pass its folder: --config.data_dir=/path/to/celeba\n"
-    "no dataset? build the synthetic one and train on it (from the repository root): "
-    "python -m maae_tf.train --attr=mouth_open --config=configs/quickstart.py"
-)
-
-EXPECTED_LAYOUT = f"""expected the CelebA release layout:
-  DATA_DIR/{IMAGE_DIR}/000001.jpg ...   aligned 178x218 JPEGs
-  DATA_DIR/{ATTR_FILE}           line 1: count, line 2: the 40 attribute names, then '000001.jpg -1  1 ...'
-  DATA_DIR/{PARTITION_FILE}        '000001.jpg 0' (0 train, 1 val, 2 test)
-  DATA_DIR/{IDENTITY_FILE}            optional: '000001.jpg 2880'
-  DATA_DIR/{MASK_DIR}/000001.png ...   optional: uint8 PNG, 255 = background, 0 = face+hair"""
-
-_LABEL_VALUES = {"1": 1, "-1": -1}
 _TAIL_BYTES = 64  # where the end marker (JPEG EOI / PNG IEND) is looked for
-
-
-# --------------------------------------------------------------------------------------------
-# Layout and text files
-# --------------------------------------------------------------------------------------------
-
-
-def check_layout(data_dir: str) -> None:
-    """Raises FileNotFoundError naming what is missing under `data_dir`, with the expected layout.
-    A folder prepared by `maae_tf.data.prepare` (it holds manifest.json) is checked as such."""
-    if records.is_prepared(data_dir) or records.is_unfinished(data_dir):
-        records.check_prepared(data_dir)
-        return
-    problems = []
-    if not data_dir:
-        problems.append("data_dir is not set (config.data_dir is empty)")
-    elif not os.path.exists(data_dir):
-        problems.append(f"data_dir {data_dir!r} does not exist")
-    elif not os.path.isdir(data_dir):
-        problems.append(f"data_dir {data_dir!r} is not a directory")
-    else:
-        missing = []
-        image_dir = os.path.join(data_dir, IMAGE_DIR)
-        if not os.path.isdir(image_dir):
-            missing.append(f"{IMAGE_DIR}/")
-        else:
-            with os.scandir(image_dir) as it:
-                if next(it, None) is None:
-                    missing.append(f"{IMAGE_DIR}/ is empty: the images")
-        for name in (ATTR_FILE, PARTITION_FILE):
-            if not os.path.isfile(os.path.join(data_dir, name)):
-                missing.append(name)
-        if missing:
-            problems.append(f"{data_dir!r} is missing: " + ", ".join(missing))
-    if problems:
-        raise FileNotFoundError("; ".join(problems) + "\n" + EXPECTED_LAYOUT + "\n" + QUICKSTART_HINT)
-
-
-def _file_key(path: str) -> tuple:
-    st = os.stat(path)
-    return (os.path.abspath(path), st.st_ino, st.st_mtime_ns, st.st_size)
-
-
-@functools.lru_cache(maxsize=8)
-def _read_attributes_cached(key: tuple) -> tuple[tuple[str, ...], np.ndarray]:
-    path = key[0]
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().splitlines()
-    if len(lines) < 2:
-        raise ValueError(f"{path}: expected a count line and a header line, found {len(lines)} line(s)")
-    try:
-        int(lines[0].strip())
-    except ValueError:
-        raise ValueError(f"{path}, line 1: expected the image count, got {lines[0][:80]!r}") from None
-    names = tuple(lines[1].split())
-    if names != attributes.CELEBA_ATTRIBUTES:
-        expected = attributes.CELEBA_ATTRIBUTES
-        diff = [f"column {i + 1}: {got!r} (expected {want!r})"
-                for i, (got, want) in enumerate(zip(names, expected)) if got != want][:3]
-        if len(names) != len(expected):
-            diff.insert(0, f"{len(names)} names (expected {len(expected)})")
-        raise ValueError(f"{path}, line 2: the attribute names differ from CelebA's 40: "
-                         + "; ".join(diff))
-    ncols = len(names) + 1
-    filenames: list[str] = []
-    rows: list[list[int]] = []
-    seen: set[str] = set()
-    for lineno, line in enumerate(lines[2:], start=3):
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) != ncols:
-            raise ValueError(f"{path}, line {lineno}: expected a file name and {len(names)} "
-                             f"labels (-1 or 1), found {len(parts)} column(s): {line[:80]!r}")
-        try:
-            rows.append([_LABEL_VALUES[v] for v in parts[1:]])
-        except KeyError:
-            bad = next(v for v in parts[1:] if v not in _LABEL_VALUES)
-            raise ValueError(f"{path}, line {lineno}: labels must be -1 or 1, found {bad!r} "
-                             f"for {parts[0]}") from None
-        if parts[0] in seen:
-            raise ValueError(f"{path}, line {lineno}: {parts[0]} is listed twice")
-        seen.add(parts[0])
-        filenames.append(parts[0])
-    labels = np.asarray(rows, dtype=np.int8).reshape(len(rows), len(names))
-    labels.setflags(write=False)
-    return tuple(filenames), labels
-
-
-def read_attributes(data_dir: str) -> tuple[list[str], np.ndarray]:
-    """File names and their labels (int8 [N, 40], -1 / 1) from `list_attr_celeba.txt`.
-
-    The count on line 1 is not trusted (a sample keeps the release's count or its own). Raises
-    ValueError naming the file and line on a malformed row or a header that differs from
-    `attributes.CELEBA_ATTRIBUTES`.
-    """
-    check_layout(data_dir)
-    filenames, labels = _read_attributes_cached(_file_key(os.path.join(data_dir, ATTR_FILE)))
-    return list(filenames), labels.copy()
-
-
-def _read_name_int_file(path: str, what: str, allowed: set[int] | None = None) -> dict[str, int]:
-    out: dict[str, int] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            parts = line.split()
-            if not parts:
-                continue
-            value = None
-            if len(parts) == 2:
-                try:
-                    value = int(parts[1])
-                except ValueError:
-                    value = None
-            if value is None or (allowed is not None and value not in allowed):
-                raise ValueError(f"{path}, line {lineno}: expected '<file name> <{what}>', "
-                                 f"got {line.rstrip()[:80]!r}")
-            out[parts[0]] = value
-    return out
-
-
-def read_partition(data_dir: str) -> dict[str, int]:
-    """{file name: 0 train | 1 val | 2 test} from `list_eval_partition.txt`."""
-    check_layout(data_dir)
-    return _read_name_int_file(os.path.join(data_dir, PARTITION_FILE),
-                               "partition 0/1/2", set(SPLITS.values()))
-
-
-def read_identities(data_dir: str) -> dict[str, int]:
-    """{file name: identity} from `identity_CelebA.txt`; {} when the file is absent."""
-    check_layout(data_dir)
-    path = os.path.join(data_dir, IDENTITY_FILE)
-    if not os.path.isfile(path):
-        return {}
-    return _read_name_int_file(path, "identity")
-
-
-def has_masks(data_dir: str) -> bool:
-    """Whether `data_dir/background_masks/` holds at least one PNG."""
-    mask_dir = os.path.join(data_dir, MASK_DIR)
-    if not os.path.isdir(mask_dir):
-        return False
-    with os.scandir(mask_dir) as it:
-        return any(e.name.lower().endswith(".png") for e in it)
-
-
-def mask_paths(data_dir: str, image_paths) -> list[str]:
-    """The background-mask path of each image (`background_masks/<stem>.png`), "" where absent."""
-    mask_dir = os.path.join(data_dir, MASK_DIR)
-    if not os.path.isdir(mask_dir):
-        return [""] * len(image_paths)
-    present = set(os.listdir(mask_dir))
-    out = []
-    for p in image_paths:
-        name = os.path.splitext(os.path.basename(p))[0] + ".png"
-        out.append(os.path.join(mask_dir, name) if name in present else "")
-    return out
-
-
-def split_files(config: ml_collections.ConfigDict, split: str) -> tuple[list[str], np.ndarray]:
-    """Image paths and labels (int8 [N, 40], ±1) of one split, in the order of the attribute file.
-
-    `split` is "train", "val", "test" or "all". Raises FileNotFoundError when a listed image is
-    not on disk.
-    """
-    if split != "all" and split not in SPLITS:
-        raise ValueError(f"split must be one of {sorted(SPLITS) + ['all']}, got {split!r}")
-    data_dir = config.data_dir
-    if records.is_prepared(data_dir):
-        raise ValueError(f"{data_dir!r} holds prepared TFRecords, not image files: read it with "
-                         "pairs_dataset / images_dataset, or pass the CelebA release folder")
-    filenames, labels = read_attributes(data_dir)
-    if config.get("split_protocol", "official") == "paper":
-        keep = records.paper_split_mask(filenames, labels, attributes.index(attributes.resolve(config.attr)),
-                                        split, int(config.split_test_per_attribute), int(config.seed))
-        filenames = [f for f, k in zip(filenames, keep) if k]
-        labels = labels[keep]
-    elif split != "all":
-        partition = read_partition(data_dir)
-        want = SPLITS[split]
-        keep = np.array([partition.get(f, -1) == want for f in filenames], dtype=bool)
-        unassigned = sum(1 for f in filenames if f not in partition)
-        if unassigned:
-            logging.warning("%d image(s) of %s have no row in %s and belong to no split",
-                            unassigned, ATTR_FILE, PARTITION_FILE)
-        filenames = [f for f, k in zip(filenames, keep) if k]
-        labels = labels[keep]
-    image_dir = os.path.join(data_dir, IMAGE_DIR)
-    present = set(os.listdir(image_dir))
-    missing = [f for f in filenames if f not in present]
-    if missing:
-        raise FileNotFoundError(
-            f"{len(missing)} image(s) listed in {os.path.join(data_dir, ATTR_FILE)} are not in "
-            f"{image_dir}: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
-    return [os.path.join(image_dir, f) for f in filenames], labels
 
 
 # --------------------------------------------------------------------------------------------
@@ -356,101 +127,82 @@ def explain_decode_error(error: tf.errors.OpError, config) -> str | None:
     m = _CORRUPT.search(error.message or "")
     if m:
         return f"{m.group(3)}: corrupt {m.group(1)} file ({m.group(2)}, {m.group(4)} bytes)"
-    if records.is_prepared(config.data_dir) or not re.search(r"jpeg|png", error.message or "", re.I):
+    if not re.search(r"jpeg|png", error.message or "", re.I):
         return None
-    paths, _ = split_files(config, "all")
+    paths, _ = layout.split_files(config, "all")
     logging.info("a decoder failed without naming its file: decoding the %d images of %s one by one",
                  len(paths), config.data_dir)
-    bad = find_corrupt_images(paths + [p for p in mask_paths(config.data_dir, paths) if p])
+    bad = find_corrupt_images(paths + [p for p in layout.mask_paths(config.data_dir, paths) if p])
     if not bad:
         return None
     return f"{len(bad)} corrupt image file(s): " + "; ".join(f"{p} ({why})" for p, why in bad[:3])
 
 
-# --------------------------------------------------------------------------------------------
-# Datasets
-# --------------------------------------------------------------------------------------------
-
-
 def _masks_for(config, paths: list[str], what: str, log=logging.warning) -> list[str]:
-    masks = mask_paths(config.data_dir, paths)
+    """The mask path of each image ("" where absent), saying once when some or all are missing."""
+    masks = layout.mask_paths(config.data_dir, paths)
     have = sum(1 for m in masks if m)
     if have == 0:
         log(
             "no background masks in %s for the %s: masks are zeros and the mask loss contributes "
-            "nothing", os.path.join(config.data_dir, MASK_DIR), what)
+            "nothing", os.path.join(config.data_dir, layout.MASK_DIR), what)
     elif have < len(masks):
-        log("%d of %d images of the %s have no background mask in %s: their masks are "
-                        "zeros", len(masks) - have, len(masks), what,
-                        os.path.join(config.data_dir, MASK_DIR))
+        log("%d of %d images of the %s have no background mask in %s: their masks are zeros",
+            len(masks) - have, len(masks), what, os.path.join(config.data_dir, layout.MASK_DIR))
     return masks
 
 
-def pairs_dataset(config: ml_collections.ConfigDict, split: str = "train") -> tf.data.Dataset:
-    """Endless balanced batches {"x1": negatives, "x2": positives, "m1", "m2"} of `config.attr`.
+# --------------------------------------------------------------------------------------------
+# The source: raw elements for maae_tf.data.pipeline
+# --------------------------------------------------------------------------------------------
 
-    x1/x2: [B, S, S, 3] float32 in [-1, 1]; m1/m2: [B, S, S, 1] in [0, 1] (1 = background);
-    B = config.batch_size. Two shuffled, repeated streams (one per side) zipped, seeded by
-    config.seed. A prepared `config.data_dir` (manifest.json) is read from its TFRecords
-    (`records.pairs_dataset`).
-    """
-    if records.is_prepared(config.data_dir):
-        return records.pairs_dataset(config, split)
-    name = attributes.resolve(config.attr)
-    column = attributes.index(name)
-    paths, labels = split_files(config, split)
-    positive = labels[:, column] == 1
-    pos = [p for p, k in zip(paths, positive) if k]
-    neg = [p for p, k in zip(paths, positive) if not k]
-    if not pos or not neg:
-        raise ValueError(f"attribute {name} in the {split!r} split of {config.data_dir!r} has "
-                         f"{len(pos)} positive and {len(neg)} negative image(s); training needs both")
+
+def _elements(paths: list[str], masks: list[str], labels_pm1: np.ndarray) -> tf.data.Dataset:
+    """Raw elements {"path", "mask_path", "labels" ([40] float32 0/1)} of the images, in the given order."""
+    labels01 = ((labels_pm1.astype(np.float32) + 1.0) / 2.0).reshape(len(paths), len(attributes.CELEBA_ATTRIBUTES))
+    return tf.data.Dataset.from_tensor_slices({"path": tf.constant(paths, tf.string, shape=[len(paths)]),
+                                               "mask_path": tf.constant(masks, tf.string, shape=[len(paths)]),
+                                               "labels": labels01})
+
+
+def pair_streams(config: ml_collections.ConfigDict, split: str, seeds, input_context=None):
+    """(negatives, positives) of `config.attr` in `split`: two endless streams of raw elements,
+    each shuffled (config.shuffle_buffer) by its seed of `seeds`. `input_context` is not used:
+    the files are one list, which tf.distribute's DATA auto-sharding splits."""
+    del input_context
+    paths, labels = layout.split_files(config, split)
+    positive = labels[:, attributes.index(attributes.resolve(config.attr))] == 1
+    splits.need_both_sides(config, split, int(positive.sum()), int((~positive).sum()))
     crop.fractions(config)  # fail here, not inside the pipeline
-    masks = dict(zip(paths, _masks_for(config, paths, f"{split!r} split")))
-    seed_neg, seed_pos = records.stream_seeds(config.seed, 2)
+    masks = _masks_for(config, paths, f"{split!r} split")
 
-    def stream(files, seed):
-        ds = tf.data.Dataset.from_tensor_slices((files, [masks[f] for f in files]))
-        ds = ds.shuffle(max(1, min(int(config.shuffle_buffer), len(files))), seed=seed,
+    def stream(keep, seed):
+        ds = _elements([p for p, k in zip(paths, keep) if k], [m for m, k in zip(masks, keep) if k], labels[keep])
+        ds = ds.shuffle(max(1, min(int(config.shuffle_buffer), int(keep.sum()))), seed=seed,
                         reshuffle_each_iteration=True)
         return ds.repeat()
 
-    def load_pair(a, b):
-        x1, m1 = load_example(a[0], a[1], config)
-        x2, m2 = load_example(b[0], b[1], config)
-        return {"x1": x1, "x2": x2, "m1": m1, "m2": m2}
-
-    ds = tf.data.Dataset.zip((stream(neg, seed_neg), stream(pos, seed_pos)))
-    ds = ds.map(load_pair, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.batch(int(config.batch_size), drop_remainder=True)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return stream(~positive, seeds[0]), stream(positive, seeds[1])
 
 
-def images_dataset(config: ml_collections.ConfigDict, split: str = "test", limit: int | None = None,
-                   batch_size: int | None = None) -> tf.data.Dataset:
-    """Finite, ordered batches {"image", "mask", "labels" ([b, 40] float32 0/1)} for evaluation.
-
-    The first `limit` images of `split` (all when None), in the order of the attribute file; the
-    last partial batch is kept. `batch_size` defaults to config.batch_size. A prepared
-    `config.data_dir` is read from its TFRecords (`records.images_dataset`, shard order).
-    """
-    if records.is_prepared(config.data_dir):
-        return records.images_dataset(config, split, limit, batch_size)
-    paths, labels = split_files(config, split)
+def ordered(config: ml_collections.ConfigDict, split: str, limit: int | None = None) -> tf.data.Dataset:
+    """Raw elements of the first `limit` images of `split` (all when None), in the order of the
+    attribute file; empty when the split has no images."""
+    paths, labels = layout.split_files(config, split)
     if limit is not None:
         paths, labels = paths[:int(limit)], labels[:int(limit)]
     crop.fractions(config)
     masks = _masks_for(config, paths, f"{split!r} split", logging.info) if paths else []
-    labels01 = (labels.astype(np.float32) + 1.0) / 2.0
-    labels01 = labels01.reshape(len(paths), len(attributes.CELEBA_ATTRIBUTES))
+    return _elements(paths, masks, labels)
 
-    def load(path, mask_path, label):
-        image, mask = load_example(path, mask_path, config)
-        return {"image": image, "mask": mask, "labels": label}
 
-    ds = tf.data.Dataset.from_tensor_slices(
-        (tf.constant(paths, tf.string, shape=[len(paths)]),
-         tf.constant(masks, tf.string, shape=[len(paths)]), labels01))
-    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.batch(int(batch_size or config.batch_size), drop_remainder=False)
-    return ds.prefetch(tf.data.AUTOTUNE)
+def decoder(config: ml_collections.ConfigDict, masks: bool = True):
+    """The function that decodes a raw element into {"image", "mask", "labels"} (`load_example`);
+    with `masks` False every mask is zeros and no mask file is read."""
+
+    def decode(element):
+        mask_path = element["mask_path"] if masks else ""
+        image, mask = load_example(element["path"], mask_path, config)
+        return {"image": image, "mask": mask, "labels": element["labels"]}
+
+    return decode

@@ -22,8 +22,14 @@ Coordinates are (x, y) in pixels with the centre of the top-left pixel at (0, 0)
 from __future__ import annotations
 
 import dataclasses
+import glob
+import importlib.util
+import os
 
+import cv2
 import numpy as np
+
+from maae_tf.files import read_photo
 
 ALIGNED_W, ALIGNED_H = 178, 218  # CelebA's aligned photo
 
@@ -148,8 +154,6 @@ def as_rgb(photo: np.ndarray) -> np.ndarray:
 def warp_crop(photo_rgb: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
     """The size×size crop that transform `m` (photo → crop pixels) selects, bilinear, the photo's
     edge replicated where the crop reaches outside it."""
-    import cv2
-
     return cv2.warpAffine(photo_rgb, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
@@ -192,8 +196,6 @@ def paste_change(photo: np.ndarray, change: np.ndarray, m: np.ndarray, mask: np.
     which is exactly 0 wherever the warped mask is 0 (its 4 source pixels all have weight 0),
     times the head weight, exactly 0 where that is 0; uint8 + 0.0 saturates back to the same
     uint8. A gray photo takes the change's luma (BT.601, as cv2); the alpha of an RGBA photo is kept."""
-    import cv2
-
     if not np.all(np.isfinite(change)):
         raise ValueError("the change to paste holds NaN or Inf")
     height, width = photo.shape[:2]
@@ -263,9 +265,6 @@ def shape_model_path(points: int = 68) -> str:
     """Path of dlib's 68- or 5-point shape model inside the face-recognition-models package,
     found without importing the package (its __init__ needs pkg_resources, gone from new
     setuptools)."""
-    import importlib.util
-    import os
-
     if points not in SHAPE_MODELS:
         raise ValueError(f"dlib shape models have 68 or 5 points, not {points}")
     spec = importlib.util.find_spec("face_recognition_models")
@@ -285,7 +284,7 @@ class DlibDetector:
 
     def __init__(self, points: int = 68, max_side: int = 1024, upsample_below: int = 640):
         try:
-            import dlib
+            import dlib  # optional (the "faces" extra): without it, a message says how to install it
         except ImportError as e:
             raise RuntimeError(f"{INSTALL_HINT} ({e})") from None
         self.dlib = dlib
@@ -296,8 +295,6 @@ class DlibDetector:
 
     def detect_boxes(self, rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
         """Face boxes (left, top, right, bottom) in the photo's pixels, left to right."""
-        import cv2
-
         long_side = max(rgb.shape[:2])
         f = min(1.0, self.max_side / long_side)
         small = rgb if f == 1.0 else cv2.resize(rgb, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
@@ -335,11 +332,6 @@ def measure(folder: str) -> None:
     """Cross-checks detection + alignment on already aligned 178×218 CelebA photos: where the
     detected points land (vs TEMPLATE_CELEBA5 and TEMPLATE_DLIB3) and how far the crop the
     alignment picks is from CelebA's own (mean distance of the 4 crop corners, aligned pixels)."""
-    import glob
-    import os
-
-    from maae_tf.files import read_photo
-
     paths = sorted(glob.glob(os.path.join(folder, "*.jpg")))
     for points in (68, 5):
         det = DlibDetector(points)

@@ -1,13 +1,13 @@
 """Prepares a CelebA release folder as sharded TFRecords (format: maae_tf/data/records.py, docs/data.md).
 
-    python -m maae_tf.data.prepare --celeba_dir=DIR --out=DIR [--size=128] [--masks=SOURCE]
+    python -m maae_tf.data.prepare --celeba_dir=DIR --out=DIR [--image_size=128] [--masks=SOURCE]
         [--workers=N] [--shard_size=1000]
 
 Reads the release layout (img_align_celeba/, list_attr_celeba.txt, list_eval_partition.txt, and
 identity_CelebA.txt / list_landmarks_align_celeba.txt when present). The images listed in
 list_attr_celeba.txt, in sorted file-name order, go `--shard_size` at a time into shard k; one
 worker process per shard (every core by default) reads each JPEG, crops it with the config's
-relative crop, resizes it to --size (cv2 INTER_AREA), computes its background mask with the
+relative crop, resizes it to --image_size (cv2 INTER_AREA), computes its background mask with the
 `--masks` source (`maae_tf.data.masks.make_source`; "none": no masks) on the uncropped aligned image and
 crops / resizes it the same way, and writes the record.
 
@@ -33,24 +33,20 @@ malformed table or a bad --masks spec: a message and exit 2 before anything is w
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import multiprocessing
 import os
+import re
 import sys
 import time
 
-import cv2
-import numpy as np
-from absl import app, flags
 
-from maae_tf import attributes
-from maae_tf.data import crop, records
+from maae_tf.config import base_config
+from maae_tf.data import layout, records, shard_writer
+from maae_tf.files import write_text_atomic
 
-IMAGE_DIR = "img_align_celeba"
-LANDMARK_FILE = "list_landmarks_align_celeba.txt"
-JPEG_QUALITY = 95
-_TAIL = 64
-SPLIT_NAMES = {0: "train", 1: "val", 2: "test", -1: "unassigned"}
 LOCK = ".prepare.lock"  # in --out: one prepare at a time (take_lock)
 
 
@@ -60,40 +56,15 @@ LOCK = ".prepare.lock"  # in --out: one prepare at a time (take_lock)
 
 
 def default_crop() -> tuple[float, float, float, float]:
-    from maae_tf.config import base_config
-
+    """The crop of the default config (configs start from `base_config`)."""
     c = base_config()
     return (float(c.crop_top), float(c.crop_left), float(c.crop_height), float(c.crop_width))
 
 
-def read_landmarks(celeba_dir: str) -> dict[str, list[float]]:
-    """{file: [x1, y1, ..., x5, y5]} from list_landmarks_align_celeba.txt; {} when absent."""
-    path = os.path.join(celeba_dir, LANDMARK_FILE)
-    if not os.path.isfile(path):
-        return {}
-    out = {}
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().splitlines()
-    for lineno, line in enumerate(lines[2:], start=3):
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) != 11:
-            raise ValueError(f"{path}, line {lineno}: expected a file name and 10 coordinates, got {line[:80]!r}")
-        try:
-            out[parts[0]] = [float(v) for v in parts[1:]]
-        except ValueError:
-            raise ValueError(f"{path}, line {lineno}: coordinates must be numbers, got {line[:80]!r}") from None
-    return out
-
-
 def _tables_digest(celeba_dir: str) -> str:
-    import hashlib
-
-    from maae_tf.data import celeba
-
+    """A hash of the input tables: a rerun into the same --out must read the same ones."""
     h = hashlib.sha256()
-    for name in (celeba.ATTR_FILE, celeba.PARTITION_FILE, celeba.IDENTITY_FILE, LANDMARK_FILE):
+    for name in (layout.ATTR_FILE, layout.PARTITION_FILE, layout.IDENTITY_FILE, layout.LANDMARK_FILE):
         path = os.path.join(celeba_dir, name)
         h.update(name.encode())
         if os.path.isfile(path):
@@ -104,12 +75,10 @@ def _tables_digest(celeba_dir: str) -> str:
 
 def plan(celeba_dir: str, shard_size: int) -> list[list[tuple]]:
     """The shards: lists of (file, labels ±1, split, identity, landmarks or None), sorted by file."""
-    from maae_tf.data import celeba
-
-    filenames, labels = celeba.read_attributes(celeba_dir)
-    partition = celeba.read_partition(celeba_dir)
-    identities = celeba.read_identities(celeba_dir)
-    landmarks = read_landmarks(celeba_dir)
+    filenames, labels = layout.read_attributes(celeba_dir)
+    partition = layout.read_partition(celeba_dir)
+    identities = layout.read_identities(celeba_dir)
+    landmarks = layout.read_landmarks(celeba_dir)
     order = sorted(range(len(filenames)), key=lambda i: filenames[i])
     entries = [(filenames[i], [int(v) for v in labels[i]], partition.get(filenames[i], -1),
                 identities.get(filenames[i], -1), landmarks.get(filenames[i])) for i in order]
@@ -117,225 +86,8 @@ def plan(celeba_dir: str, shard_size: int) -> list[list[tuple]]:
 
 
 # --------------------------------------------------------------------------------------------
-# One image, one shard (worker side)
-# --------------------------------------------------------------------------------------------
-
-
-class ImageError(Exception):
-    pass
-
-
-def _resize(a: np.ndarray, size: int) -> np.ndarray:
-    shrink = min(a.shape[:2]) >= size
-    return cv2.resize(a, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-
-
-def read_jpeg(path: str) -> np.ndarray:
-    """RGB uint8; ImageError saying what is wrong (missing, truncated, not decodable)."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise ImageError("missing: no such file") from None
-    except OSError as e:
-        raise ImageError(f"unreadable: {e.strerror or e}") from None
-    if not data:
-        raise ImageError("corrupt JPEG: empty file")
-    if not data.startswith(b"\xff\xd8\xff"):
-        raise ImageError("corrupt JPEG: no start marker FFD8FF (not a JPEG)")
-    if b"\xff\xd9" not in data[-_TAIL:]:
-        raise ImageError(f"corrupt JPEG: no end marker FFD9 (truncated, {len(data)} bytes)")
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ImageError("corrupt JPEG: the decoder rejected it")
-    return np.ascontiguousarray(bgr[..., ::-1])
-
-
-def _int64(values):
-    import tensorflow as tf
-
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
-
-
-def _bytes(value: bytes):
-    import tensorflow as tf
-
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
-
-
-def make_record(entry, celeba_dir: str, size: int, fractions, source) -> tuple[bytes, str, str | None]:
-    """(serialized tf.train.Example, the mask's origin (`masks.mask_with_origin`) or "none", mask
-    problem or None); ImageError on a bad image."""
-    import tensorflow as tf
-
-    from maae_tf.data.masks import MaskUnavailable, mask_with_origin
-
-    name, labels, split, identity, marks = entry
-    rgb = read_jpeg(os.path.join(celeba_dir, IMAGE_DIR, name))
-    h, w = rgb.shape[:2]
-    top, left, ch, cw = crop.window(h, w, fractions)
-    image = _resize(rgb[top:top + ch, left:left + cw], size)
-    ok, jpeg = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-    if not ok:
-        raise ImageError("could not encode the cropped image")
-    mask_bytes, mask_source, problem = b"", "none", None
-    if source is not None:
-        lm = None if marks is None else np.asarray(marks, np.float32).reshape(5, 2)
-        try:
-            mask, origin = mask_with_origin(source, rgb, name=name, landmarks=lm)
-            mask = _resize(np.ascontiguousarray(mask[top:top + ch, left:left + cw]), size)
-            mask_bytes = cv2.imencode(".png", mask)[1].tobytes()
-            mask_source = origin
-        except MaskUnavailable as e:
-            problem = str(e)
-    feature = {
-        "image": _bytes(jpeg.tobytes()),
-        "mask": _bytes(mask_bytes),
-        "labels": _int64(1 if v > 0 else 0 for v in labels),
-        "identity": _int64([identity]),
-        "split": _int64([split]),
-        "key": _int64([records.file_key(name)]),
-        "file": _bytes(name.encode("utf-8")),
-        "mask_source": _bytes(mask_source.encode("utf-8")),
-    }
-    example = tf.train.Example(features=tf.train.Features(feature=feature))
-    # deterministic=True: the feature map in key order (by default the order of a protobuf map's
-    # entries varies between processes, and shards must be byte-identical across runs)
-    return example.SerializeToString(deterministic=True), mask_source, problem
-
-
-_STATE: dict = {}
-
-
-def _init_worker(counter, celeba_dir, masks_spec):
-    cv2.setNumThreads(1)
-    _STATE["counter"] = counter
-    _STATE["source"] = _make_source(masks_spec, celeba_dir)
-
-
-def _make_source(spec: str, celeba_dir: str):
-    if spec == "none":
-        return None
-    from maae_tf.data.masks import make_source
-
-    return make_source(spec, celeba_dir)
-
-
-def _write_atomic(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def write_shard(task) -> dict:
-    """Writes one shard and its sidecar; returns the sidecar."""
-    import tensorflow as tf
-
-    k, n, entries, celeba_dir, out, size, fractions = task
-    source = _STATE.get("source")
-    counter = _STATE.get("counter")
-    path = os.path.join(out, records.shard_name(k, n))
-    side = {"shard": records.shard_name(k, n), "listed": len(entries), "records": 0,
-            "per_split": {}, "positives": [0] * records.NUM_ATTRS, "per_mask_source": {},
-            "failures": [], "mask_unavailable": [], "index": {"files": [], "labels": [], "split": []}}
-    pending = 0
-    with tf.io.TFRecordWriter(path + ".tmp") as writer:
-        for entry in entries:
-            name, labels, split = entry[0], entry[1], entry[2]
-            try:
-                data, mask_source, problem = make_record(entry, celeba_dir, size, fractions, source)
-            except ImageError as e:
-                side["failures"].append({"file": name, "error": str(e)})
-            else:
-                writer.write(data)
-                side["records"] += 1
-                s = SPLIT_NAMES[split]
-                side["per_split"][s] = side["per_split"].get(s, 0) + 1
-                side["per_mask_source"][mask_source] = side["per_mask_source"].get(mask_source, 0) + 1
-                bits = "".join("1" if v > 0 else "0" for v in labels)
-                side["positives"] = [p + (b == "1") for p, b in zip(side["positives"], bits)]
-                if problem:
-                    side["mask_unavailable"].append({"file": name, "error": problem})
-                side["index"]["files"].append(name)
-                side["index"]["labels"].append(bits)
-                side["index"]["split"].append(split)
-            pending += 1
-            if counter is not None and pending >= 16:
-                with counter.get_lock():
-                    counter.value += pending
-                pending = 0
-    if counter is not None and pending:
-        with counter.get_lock():
-            counter.value += pending
-    with open(path + ".tmp", "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(path + ".tmp", path)
-    _write_atomic(os.path.splitext(path)[0] + ".json", json.dumps(side, sort_keys=True) + "\n")
-    return side
-
-
-# --------------------------------------------------------------------------------------------
 # The run (parent side)
 # --------------------------------------------------------------------------------------------
-
-
-def shard_done(out: str, k: int, n: int) -> bool:
-    """Shard k's record file and sidecar both exist and the file holds the sidecar's record count
-    whole (a shard damaged since, e.g. by a half copy, is written again)."""
-    path = os.path.join(out, records.shard_name(k, n))
-    side = os.path.splitext(path)[0] + ".json"
-    if not (os.path.isfile(path) and os.path.isfile(side)):
-        return False
-    try:
-        with open(side, encoding="utf-8") as f:
-            expected = int(json.load(f)["records"])
-    except (OSError, ValueError, KeyError, TypeError):
-        problem = f"its sidecar {os.path.basename(side)} is unreadable"
-    else:
-        problem = records.shard_problem(path, expected)
-    if problem:
-        print(f"prepare: {path} is damaged ({problem}): writing it again", file=sys.stderr)
-    return problem is None
-
-
-def build_manifest(out: str, n: int, params: dict) -> dict:
-    sides = []
-    for k in range(n):
-        with open(os.path.join(out, records.shard_name(k, n, "json")), encoding="utf-8") as f:
-            sides.append(json.load(f))
-    per_split = {s: 0 for s in ("train", "val", "test")}
-    per_mask: dict[str, int] = {}
-    positives = [0] * records.NUM_ATTRS
-    for s in sides:
-        for key, v in s["per_split"].items():
-            per_split[key] = per_split.get(key, 0) + v
-        for key, v in s["per_mask_source"].items():
-            per_mask[key] = per_mask.get(key, 0) + v
-        positives = [a + b for a, b in zip(positives, s["positives"])]
-    total = sum(s["records"] for s in sides)
-    return {
-        "format": records.FORMAT,
-        "total": total,
-        "listed": sum(s["listed"] for s in sides),
-        "per_split": per_split,
-        "per_attribute": {name: {"positive": p, "negative": total - p}
-                          for name, p in zip(attributes.CELEBA_ATTRIBUTES, positives)},
-        "per_mask_source": dict(sorted(per_mask.items())),
-        "failures": [f for s in sides for f in s["failures"]],
-        "mask_unavailable": [f for s in sides for f in s["mask_unavailable"]],
-        "num_shards": n,
-        "shards": [s["shard"] for s in sides],
-        "shard_records": [s["records"] for s in sides],
-        "size": params["size"],
-        "crop": params["crop"],
-        "masks": params["masks"],
-        "shard_size": params["shard_size"],
-        "label_encoding": "labels int64[40] in attributes.CELEBA_ATTRIBUTES order, 0/1 (CelebA -1 -> 0, 1 -> 1)",
-        "split_encoding": "split int64: 0 train, 1 val, 2 test (list_eval_partition.txt), -1 not listed there",
-    }
 
 
 class _Progress:
@@ -377,13 +129,11 @@ def prepare(celeba_dir: str, out: str, size: int = 128, masks: str = "none", wor
     Raises FileNotFoundError / ValueError (nothing written) for a bad input folder, --masks spec,
     settings that differ from an earlier run into the same `out`, or an `out` that is a file or a
     folder of other files; AlreadyRunning when another prepare holds `out`'s lock."""
-    from maae_tf.data import celeba
-
     t0 = time.perf_counter()
     if size < 1 or shard_size < 1:
-        raise ValueError("--size and --shard_size must be positive")
-    celeba.check_layout(celeba_dir)
-    _make_source(masks, celeba_dir)  # a bad spec fails here, before anything is written
+        raise ValueError("--image_size and --shard_size must be positive")
+    layout.check_layout(celeba_dir)
+    shard_writer.mask_source(masks, celeba_dir)  # a bad spec fails here, before anything is written
     fractions = tuple(float(v) for v in (crop or default_crop()))
     shards = plan(celeba_dir, int(shard_size))
     n = len(shards)
@@ -409,9 +159,9 @@ def prepare(celeba_dir: str, out: str, size: int = 128, masks: str = "none", wor
 
 
 def _own_leftover(name: str) -> bool:
-    """A file of an unfinished `prepare` (its lock, a killed run's .tmp): not the user's."""
-    return name == LOCK or (name.endswith(".tmp") and (name.startswith("shard-") or name in (
-        records.MANIFEST + ".tmp", records.PARAMS + ".tmp")))
+    """A file of an unfinished `prepare` (its lock, a killed run's .tmp or .tmp-<pid>): not the user's."""
+    base = re.sub(r"\.tmp(-\d+)?$", "", name)
+    return name == LOCK or (base != name and (base.startswith("shard-") or base in (records.MANIFEST, records.PARAMS)))
 
 
 def check_out(out: str) -> None:
@@ -434,8 +184,6 @@ class AlreadyRunning(RuntimeError):
 def take_lock(out: str):
     """An exclusive lock on `out`/.prepare.lock (fcntl.flock, released when the returned file is
     closed or the process ends, also by kill -9); AlreadyRunning when another prepare holds it."""
-    import fcntl
-
     path = os.path.join(out, LOCK)
     f = open(path, "a")  # noqa: SIM115  (held open for the whole run)
     try:
@@ -455,9 +203,9 @@ def _prepare_locked(celeba_dir, out, size, masks, workers, shards, fractions, pa
             # left by a killed run: never read, rewritten from scratch
             os.remove(os.path.join(out, name))
     if not os.path.isfile(params_path):
-        _write_atomic(params_path, json.dumps(params, indent=2, sort_keys=True) + "\n")
+        write_text_atomic(params_path, json.dumps(params, indent=2, sort_keys=True) + "\n", sync=True)
 
-    todo = [k for k in range(n) if not shard_done(out, k, n)]
+    todo = [k for k in range(n) if not shard_writer.shard_done(out, k, n)]
     total = sum(len(s) for s in shards)
     skipped_images = total - sum(len(shards[k]) for k in todo)
     if len(todo) < n:
@@ -468,19 +216,19 @@ def _prepare_locked(celeba_dir, out, size, masks, workers, shards, fractions, pa
     progress = _Progress(total, skipped_images)
     if workers == 1:
         counter = multiprocessing.Value("q", 0)
-        _init_worker(counter, celeba_dir, masks)
+        shard_writer.init_worker(counter, celeba_dir, masks)
         try:
             for i, task in enumerate(tasks):
-                write_shard(task)
+                shard_writer.write_shard(task)
                 if i + 1 < len(tasks):
                     progress.show(counter.value)
         finally:
-            _STATE.clear()
+            shard_writer.end_worker()
     elif tasks:
         ctx = _mp_context()
         counter = ctx.Value("q", 0)
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(counter, celeba_dir, masks)) as pool:
-            result = pool.map_async(write_shard, tasks, chunksize=1)
+        with ctx.Pool(workers, initializer=shard_writer.init_worker, initargs=(counter, celeba_dir, masks)) as pool:
+            result = pool.map_async(shard_writer.write_shard, tasks, chunksize=1)
             while not result.ready():
                 result.wait(0.5)
                 progress.show(counter.value)
@@ -488,8 +236,8 @@ def _prepare_locked(celeba_dir, out, size, masks, workers, shards, fractions, pa
     else:
         counter = multiprocessing.Value("q", 0)
     progress.show(counter.value, final=True)
-    manifest = build_manifest(out, n, params)
-    _write_atomic(os.path.join(out, records.MANIFEST), json.dumps(manifest, indent=2) + "\n")
+    manifest = shard_writer.build_manifest(out, n, params)
+    write_text_atomic(os.path.join(out, records.MANIFEST), json.dumps(manifest, indent=2) + "\n", sync=True)
     for f in manifest["failures"][:20]:
         print(f"prepare: FAILED {f['file']}: {f['error']}", file=sys.stderr)
     for f in manifest["mask_unavailable"][:20]:
@@ -526,33 +274,20 @@ def _ranges(ks: list[int]) -> str:
     return ", ".join(out)
 
 
-def _define_flags() -> None:
-    flags.DEFINE_string("celeba_dir", None, "CelebA release folder (img_align_celeba/, list_attr_celeba.txt, ...).")
-    flags.DEFINE_string("out", None, "Output folder of the prepared TFRecords.")
-    flags.DEFINE_integer("size", 128, "Side of the stored (cropped) images.")
-    flags.DEFINE_string("masks", "none", "Mask source: none | files | celebamask_hq:DIR | segmenter | landmarks.")
-    flags.DEFINE_integer("workers", 0, "Worker processes (0: every core).")
-    flags.DEFINE_integer("shard_size", 1000, "Images per shard.")
-
-
-def main(argv) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    F = flags.FLAGS
-    if not F.celeba_dir or not F.out:
+def prepare_command(celeba_dir: str, out: str, *args) -> None:
+    """`python -m maae_tf.data.prepare`: `prepare(celeba_dir, out, *args)`; a bad input, or another
+    prepare writing into `out`, ends in one `error:` line and exit 2."""
+    if not celeba_dir or not out:
         print("error: --celeba_dir and --out are required", file=sys.stderr)
         sys.exit(2)
     try:
-        prepare(F.celeba_dir, F.out, F.size, F.masks, F.workers or None, F.shard_size)
+        prepare(celeba_dir, out, *args)
     except (FileNotFoundError, ValueError, AlreadyRunning) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
 
 
-def run() -> None:
-    _define_flags()
-    app.run(main)
+if __name__ == "__main__":  # the documented `python -m maae_tf.data.prepare`: the command is maae_tf/prepare.py
+    import runpy
 
-
-if __name__ == "__main__":
-    run()
+    runpy.run_module("maae_tf.prepare", run_name="__main__", alter_sys=True)

@@ -1,4 +1,4 @@
-"""Why an edit does or does not take: three measurements of a trained run on its test images.
+"""Why an edit does or does not take: five measurements of a trained run on its test images.
 
     python -m maae_tf.diagnose --workdir=runs/mouth_open64 [--num_images=64]
 
@@ -14,9 +14,14 @@
 3. **Where the edit acts**: mean |G(x, +δ0) - G(x, 0)| (images in [-1, 1]) per eighth of the image
    rows, and the share of that change that falls on the face (1 - background mask) and in the
    mouth box (rows 5/8-7/8, the middle half of the columns of the 170x170 crop).
+4. **The judge's ceiling**: the share of the photos the dataset's attribute classifier
+   (`classifier.for_dataset`, the evaluation's judge) reads right, and the share of G(x, 0) it
+   judges to keep x's label, for positives and negatives separately.
+5. **Background per δ**: background PSNR of G(x, 0), G(x, +δ0) and G(x, -δ0) against x, each
+   apart (what the reconstruction already loses, and what each edit adds).
 
-Prints the three tables and writes WORKDIR/eval/diagnose.json. Judges nothing (no classifier): the
-evaluation (`maae_tf.evaluation.evaluate`) says whether the edit takes; this says where the step's forces go.
+Prints the five tables and writes WORKDIR/eval/diagnose.json. The evaluation
+(`maae_tf.evaluation.evaluate`) says whether the edit takes; this says where the step's forces go.
 """
 
 from __future__ import annotations
@@ -27,18 +32,21 @@ import sys
 
 import numpy as np
 import tensorflow as tf
-from absl import app, flags
 
 from maae_tf import attributes
-
-from maae_tf.model import precision
-from maae_tf.data import celeba
+from maae_tf.config import load_workdir_config
+from maae_tf.data import pipeline
+from maae_tf.evaluation import classifier
+from maae_tf.evaluation import evaluators
+from maae_tf.evaluation import metrics
+from maae_tf.evaluation import scoring
 from maae_tf.files import write_text_atomic
+from maae_tf.model import precision
+from maae_tf.model.maae import load_from_workdir
 from maae_tf.model.networks import NEGATIVE, POSITIVE
 
-FLAGS = flags.FLAGS
 WEIGHTS = {"vae": "alpha_vae", "gan": "alpha_gan", "id": "alpha_id", "cycle": "alpha_cycle",
-           "mask": "alpha_mask", "cls": "alpha_cls"}
+           "mask": "alpha_mask", "cls": "alpha_cls", "keep": "alpha_keep"}
 ADVERSARIAL = ("gan", "cls", "gan_reconstruction")
 
 
@@ -111,13 +119,34 @@ def edit_locality(model, images, masks, delta_max: float) -> dict:
             "mouth_box_area": float(mouth.mean())}
 
 
-def diagnose(workdir: str, num_images: int = 64) -> dict:
-    from maae_tf.model.maae import load_from_workdir
+def judge_ceiling(edits: scoring.Edits, judge_model, column: int) -> dict:
+    """Per class (positives, negatives): how many images, the share of the photos the judge reads
+    right and the share of G(x, 0) it judges to keep the label (None for a class with no image)."""
+    s = evaluators.EditEvaluator(judge_model, column).score(None, edits)
+    photo_right = s["real_positive"] == edits.positive
+    out = {}
+    for name, chosen in (("positives", edits.positive), ("negatives", ~edits.positive)):
+        out[name] = {"images": int(chosen.sum()),
+                     "judge_on_photos": metrics.mean_finite(photo_right[chosen].astype(np.float64))[0],
+                     "kept_by_reconstruction": metrics.mean_finite(
+                         s["reconstruction_kept"][chosen].astype(np.float64))[0]}
+    return out
 
+
+def background_by_delta(edits: scoring.Edits) -> dict:
+    """{δ: (mean background PSNR of G(x, δ) against x, images)} for δ = 0, +δ0 and -δ0."""
+    out = {}
+    for name, edited in (("0", edits.reconstruction), ("+δ0", edits.plus), ("-δ0", edits.minus)):
+        out[name] = metrics.mean_finite(metrics.psnr(edited, edits.images, edits.masks))
+    return out
+
+
+def diagnose(workdir: str, num_images: int = 64) -> dict:
+    """The five measurements of this module's docstring on the first `num_images` test images."""
     with precision.policy_scope("float32"):
         model, cfg, step = load_from_workdir(workdir, with_identity=cfg_has_local_identity(workdir))
         attr = attributes.resolve(cfg.attr)
-        batch = next(iter(celeba.images_dataset(cfg, split="test", limit=num_images, batch_size=num_images)))
+        batch = next(iter(pipeline.images_dataset(cfg, split="test", limit=num_images, batch_size=num_images)))
         positive = batch["labels"].numpy()[:, attributes.index(attr)] > 0.5
         images, masks = batch["image"].numpy(), batch["mask"].numpy()
         negatives, positives = images[~positive], images[positive]
@@ -125,16 +154,18 @@ def diagnose(workdir: str, num_images: int = 64) -> dict:
         if n == 0:
             raise ValueError(f"the first {num_images} test images of {cfg.data_dir} hold only one class of {attr}")
         pair = [tf.constant(a[:n]) for a in (negatives, positives, masks[~positive], masks[positive])]
+        judge_model, info = classifier.for_dataset(cfg, [attr])
+        edits = scoring.edit_batch(model, images, masks, positive, cfg.delta_max)
         return {"workdir": workdir, "step": step, "attribute": attr, "pairs": n,
                 "gradients": gradient_shares(model, *pair),
                 "heads": heads(model, negatives, positives, cfg.delta_max),
-                "locality": edit_locality(model, images, masks, cfg.delta_max)}
+                "locality": edit_locality(model, images, masks, cfg.delta_max),
+                "judge": judge_ceiling(edits, judge_model, classifier.column(info, attr)),
+                "background_psnr_by_delta": background_by_delta(edits)}
 
 
 def cfg_has_local_identity(workdir: str) -> bool:
     """F_ID is rebuilt for the gradient table only where it needs no download."""
-    from maae_tf.config import load_workdir_config
-
     return load_workdir_config(workdir).identity.source in ("random", "h5")
 
 
@@ -156,28 +187,33 @@ def report(d: dict) -> str:
     if loc["share_on_face"] is not None:
         lines.append(f"   share on the face {loc['share_on_face']:.3f} (face area {loc['face_area']:.3f}); "
                      f"in the mouth box {loc['share_in_mouth_box']:.3f} (box area {loc['mouth_box_area']:.3f})")
-    return "\n".join(lines)
+    return "\n".join(lines + judge_lines(d))
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+def judge_lines(d: dict) -> list[str]:
+    """Tables 4 and 5 of `report`: the judge's ceiling, the background per δ."""
+    lines = ["", "4. the judge               images   photos read right   G(x, 0) keeps the label"]
+    lines += [f"   {name:<22} {v['images']:6d}   {_share(v['judge_on_photos']):>17}   "
+              f"{_share(v['kept_by_reconstruction']):>23}" for name, v in d["judge"].items()]
+    lines += ["", "5. background PSNR against x (dB)"]
+    lines += [f"   G(x, {name}){' ' * (5 - len(name))} {_share(psnr, '.2f'):>8}  ({count} images)"
+              for name, (psnr, count) in d["background_psnr_by_delta"].items()]
+    return lines
+
+
+def _share(value, spec: str = ".3f") -> str:
+    return "n/a" if value is None else f"{value:{spec}}"
+
+
+def diagnose_command(workdir: str, num_images: int) -> None:
+    """`python -m maae_tf.diagnose`: prints the report and writes WORKDIR/eval/diagnose.json; a bad
+    input ends in one `error:` line and exit 2."""
     try:
-        d = diagnose(FLAGS.workdir, FLAGS.num_images)
+        d = diagnose(workdir, num_images)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    out = os.path.join(FLAGS.workdir, "eval")
+    out = os.path.join(workdir, "eval")
     os.makedirs(out, exist_ok=True)
     write_text_atomic(os.path.join(out, "diagnose.json"), json.dumps(d, indent=2))
     print(report(d))
-
-
-def define_flags() -> None:
-    flags.DEFINE_string("workdir", None, "Training run folder (config.json, checkpoints/).", required=True)
-    flags.DEFINE_integer("num_images", 64, "Test images (both classes are paired up to the smaller count).")
-
-
-def run():
-    define_flags()
-    app.run(main)

@@ -40,12 +40,18 @@ import os
 import sys
 import time
 
+import cv2
+import keras
 import numpy as np
-from absl import app, flags, logging
+import tensorflow as tf
+from absl import logging
 
+from maae_tf.config import base_config
 from maae_tf.data.faces import INSTALL_HINT, shape_model_path
+from maae_tf.files import read_image, write_text_atomic
+from maae_tf.model.networks import build_identity
+from maae_tf.model.spec import ModelSpec
 
-FLAGS = flags.FLAGS
 
 EMBEDDERS = ("auto", "dlib", "fid")
 RECOGNITION_MODEL = "dlib_face_recognition_resnet_model_v1.dat"
@@ -104,7 +110,7 @@ class Embedder:
 def _dlib_models():
     """(dlib module, 5-point shape predictor, ResNet face recogniser), loaded once per process."""
     try:
-        import dlib
+        import dlib  # optional (the .[faces] extra) and slow to import: loaded on first use
     except ImportError as e:
         raise RuntimeError(f"{INSTALL_HINT} ({e})") from None
     shape_path = shape_model_path(5)
@@ -132,8 +138,6 @@ class DlibEmbedder(Embedder):
 
     def chip(self, image: np.ndarray) -> np.ndarray:
         """The aligned 150×150 uint8 chip of one float [S, S, 3] image in [-1, 1]."""
-        import cv2
-
         pixels = _to_uint8(image)
         side = pixels.shape[0]
         interpolation = cv2.INTER_CUBIC if side < DLIB_SIDE else cv2.INTER_AREA
@@ -165,9 +169,6 @@ class FidEmbedder(Embedder):
     the ID loss, Eq. 5): a fallback, labelled by `name`."""
 
     def __init__(self, config, batch_size: int = 32):
-        from maae_tf.model.networks import build_identity
-        from maae_tf.model.spec import ModelSpec
-
         spec = ModelSpec.from_config(config)
         self.model = build_identity(spec.identity, spec.networks.image_size, spec.networks.width)
         self.image_size = int(config.image_size)
@@ -175,12 +176,8 @@ class FidEmbedder(Embedder):
         self.name = _fid_name(config.identity)
 
     def embed(self, images) -> np.ndarray:
-        import keras
-
         x = _as_batch(images)
         if x.shape[1] != self.image_size:
-            import tensorflow as tf
-
             x = tf.image.resize(x, [self.image_size, self.image_size], method="bilinear", antialias=True).numpy()
         pooled = [keras.ops.convert_to_numpy(keras.ops.mean(self.model(x[i:i + self.batch_size], training=False),
                                                             axis=(1, 2)))
@@ -235,8 +232,6 @@ def identity_similarity(embedder: Embedder, before, after) -> np.ndarray:
 
 def jpeg_copy(image: np.ndarray, quality: int) -> np.ndarray:
     """A uint8 RGB image after a round trip through JPEG at `quality` (OpenCV)."""
-    import cv2
-
     ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
         raise ValueError(f"cannot JPEG-encode an image of shape {image.shape}")
@@ -305,10 +300,6 @@ def read_crop(path: str, size: int, config) -> np.ndarray:
     rounds them), resized to size×size (area when shrinking, bilinear when enlarging), uint8 RGB.
     ValueError naming the file when it is not a readable image (a JPEG without its start or end
     marker, i.e. empty or truncated, included)."""
-    import cv2
-
-    from maae_tf.files import read_image
-
     if path.lower().endswith((".jpg", ".jpeg")):
         with open(path, "rb") as f:
             data = f.read()
@@ -324,23 +315,9 @@ def read_crop(path: str, size: int, config) -> np.ndarray:
     return cv2.resize(crop, (size, size), interpolation=interpolation)
 
 
-def define_flags() -> None:
-    flags.DEFINE_string("images", None, "Folder of aligned 178x218 CelebA photos (or a CelebA release root).")
-    flags.DEFINE_integer("limit", 32, "Use the first LIMIT images (sorted by name).")
-    flags.DEFINE_integer("image_size", 128, "Side of the crops, as the model sees them.")
-    flags.DEFINE_integer("jpeg_quality", 30, "JPEG quality of the degraded self copies.")
-    flags.DEFINE_enum("embedder", "auto", list(EMBEDDERS), "Face embedding network.")
-    flags.DEFINE_string("out", None, "Write the figures to this JSON file.")
-    flags.DEFINE_enum("identity_source", "imagenet", ["imagenet", "h5", "random"],
-                      "F_ID weights for --embedder=fid (config.identity.source).")
-    flags.DEFINE_string("identity_weights_path", "", "F_ID h5 weight file for --identity_source=h5.")
-
-
 def check_folder(folder: str, limit: int, image_size: int, jpeg_quality: int, embedder: str = "auto",
                  identity_source: str = "imagenet", identity_weights_path: str = "") -> dict:
     """separation_check on the crops of the photos in `folder`; adds image_size and seconds."""
-    from maae_tf.config import base_config
-
     if limit < 2 or image_size < 32 or not 1 <= jpeg_quality <= 100:
         raise ValueError(f"need --limit >= 2, --image_size >= 32 and 1 <= --jpeg_quality <= 100, got "
                          f"{limit}, {image_size} and {jpeg_quality}")
@@ -375,25 +352,15 @@ def table(figures: dict) -> str:
     return "\n".join([head] + [f"  {label:<23s}{value}" for label, value in rows])
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if not FLAGS.images:
-        raise app.UsageError("--images is required")
+def check_command(images: str, out: str | None, *args) -> None:
+    """`python -m maae_tf.face_identity`: prints `check_folder(images, *args)` and writes it to the
+    JSON file `out` when given; a bad input ends in one `error:` line and exit 2."""
     try:
-        figures = check_folder(FLAGS.images, FLAGS.limit, FLAGS.image_size, FLAGS.jpeg_quality, FLAGS.embedder,
-                               FLAGS.identity_source, FLAGS.identity_weights_path)
+        figures = check_folder(images, *args)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     print(table(figures))
-    if FLAGS.out:
-        from maae_tf.files import write_text_atomic
-
-        write_text_atomic(FLAGS.out, json.dumps(figures, indent=2))
-        print(f"wrote {FLAGS.out}")
-
-
-def run():
-    define_flags()
-    app.run(main)
+    if out:
+        write_text_atomic(out, json.dumps(figures, indent=2))
+        print(f"wrote {out}")

@@ -18,6 +18,7 @@ Conventions shared by every function here:
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 MSE_FLOOR = 1e-10
@@ -107,8 +108,6 @@ def _gaussian_kernel(size: int = SSIM_FILTER_SIZE, sigma: float = SSIM_SIGMA) ->
 def _blur_valid(x: np.ndarray) -> np.ndarray:
     """Gaussian blur of [N, H, W, C] keeping only the positions where the 11x11 window fits
     ('VALID', as tf.image.ssim filters): [N, H-10, W-10, C]."""
-    import cv2
-
     k = _gaussian_kernel()
     r = SSIM_FILTER_SIZE // 2
     n, h, w, c = x.shape

@@ -3,6 +3,8 @@ Shared by the TensorBoard image summaries (train) and the report PNGs (evaluate)
 
 from __future__ import annotations
 
+import io
+
 import cv2
 import numpy as np
 
@@ -53,8 +55,6 @@ def annotate(tile_grid: np.ndarray, texts, rows: int, cols: int, tile: int, pad:
              band: int = 14) -> np.ndarray:
     """Adds a white band of height `band` under every row of a `grid` of rows x cols tiles of size
     `tile` and writes texts[i][j] (a short string) under tile (i, j)."""
-    import cv2
-
     h = pad + rows * (tile + pad + band)
     out = np.full((h, tile_grid.shape[1], 3), 255, np.uint8)
     scale = max(0.3, min(0.5, tile / 160))
@@ -73,8 +73,6 @@ def sweep_strip(columns: list[np.ndarray], probabilities: np.ndarray, scale: int
     """The δ sweep of paper Fig. 6: one row per example, one column per δ (columns[t] = G(x, δ_t),
     [N, S, S, 3] in [-1, 1]), each tile labelled with the classifier's P(attribute) for it
     (probabilities [N, T])."""
-    import cv2
-
     g = grid(columns)
     tile = columns[0].shape[1]
     if scale > 1:
@@ -84,7 +82,7 @@ def sweep_strip(columns: list[np.ndarray], probabilities: np.ndarray, scale: int
     return annotate(g, texts, p.shape[0], p.shape[1], tile * scale, pad=2 * scale)
 
 
-# the in-training evaluation's curves: (key of scoring.summarize, label, axis) per line
+# the in-training evaluation's curves: (registry key of the metric, label, axis) per line
 CURVE_LINES = (("attribute_accuracy_plus", "negatives opened by +δ0", "share"),
                ("attribute_accuracy_minus", "positives closed by −δ0", "share"),
                ("reconstruction_attribute_accuracy", "label kept by G(x, 0)", "share"),
@@ -96,9 +94,7 @@ def curve_png(history: list[dict], title: str = "") -> bytes:
     accuracy both ways, label kept by G(x, 0) and background PSNR, against steps (left) and wall
     time (right). `history`: one dict per evaluation with "step", "seconds" and the CURVE_LINES
     keys (None where nothing counted). Returns PNG bytes."""
-    import io
-
-    import matplotlib
+    import matplotlib  # heavy, and needed by this plot alone
 
     matplotlib.use("Agg")  # no display: files only
     from matplotlib.figure import Figure

@@ -29,6 +29,7 @@ class LossWeights:
     d_other_class: float             # D: the other class's real faces are fake
     alpha_cls: float                 # G: the attribute logit reads every edit as δ's sign
     alpha_gan_reconstruction: float  # G: the GAN term of G(x, 0), times alpha_gan
+    alpha_keep: float                # G: the keeping edits' L1 to their inputs
 
 
 def l1(a, b):
@@ -120,16 +121,32 @@ def attribute_loss(logits_should_have, logits_should_lack):
     return bce_logits(logits_should_have, 1.0) + bce_logits(logits_should_lack, 0.0)
 
 
+def keep_loss(kept_negatives, negatives, kept_positives, positives):
+    """L_keep = |G(x1, -δ0) - x1|_1 + |G(x2, +δ0) - x2|_1: an edit toward the class a face already
+    has leaves the face as it is (not in the paper; loss.alpha_keep, docs/method.md §10).
+
+    Args:
+      kept_negatives, negatives: the keeping edits G(x1, -δ0) of the real negatives x1, and x1.
+      kept_positives, positives: G(x2, +δ0) of the real positives x2, and x2.
+    Returns:
+      The scalar sum of the two per-element means.
+    """
+    return l1(kept_negatives, negatives) + l1(kept_positives, positives)
+
+
 def generator_objective(terms: dict, w: LossWeights) -> tf.Tensor:
     """G's objective (Eq. 6) from its unweighted terms and the run's loss weights `w`:
     α1·L_VAE + α2·L_GAN + α3·L_ID + α4·L_Cycle + α5·L_Mask, plus the optional attribute term
-    (loss.alpha_cls) and the GAN term of the reconstructions (loss.alpha_gan_reconstruction)."""
+    (loss.alpha_cls), the GAN term of the reconstructions (loss.alpha_gan_reconstruction) and the
+    keeping edits' L1 to their inputs (loss.alpha_keep)."""
     g_loss = (w.alpha_vae * terms["vae"] + w.alpha_gan * terms["gan"] + w.alpha_id * terms["id"]
               + w.alpha_cycle * terms["cycle"] + w.alpha_mask * terms["mask"])
     if w.alpha_cls:
         g_loss += w.alpha_cls * terms["cls"]
     if w.alpha_gan_reconstruction:
         g_loss += w.alpha_gan * w.alpha_gan_reconstruction * terms["gan_reconstruction"]
+    if w.alpha_keep:
+        g_loss += w.alpha_keep * terms["keep"]
     return g_loss
 
 

@@ -59,7 +59,8 @@ class MAAE(keras.Model):
         self.identity = identity or None
         self.lattice = lattice.lattice_mask(encoder_geometry(), networks.image_size, spec.delta_mask)
         terms = (LOSS_TERMS + (("cls",) if weights.alpha_cls else ())
-                 + (("gan_reconstruction",) if weights.alpha_gan_reconstruction else ()))
+                 + (("gan_reconstruction",) if weights.alpha_gan_reconstruction else ())
+                 + (("keep",) if weights.alpha_keep else ()))
         self.trackers = {name: keras.metrics.Mean(name=name) for name in terms}
 
     # ----- the generator -----------------------------------------------------------------------
@@ -198,6 +199,9 @@ class MAAE(keras.Model):
             t["cls"] = losses.attribute_loss(judged["to_positive"][:, ATTRIBUTE], judged["to_negative"][:, ATTRIBUTE])
         if w.alpha_gan_reconstruction:
             t["gan_reconstruction"] = losses.generator_gan_loss(judged["r2"][:, POSITIVE], judged["r1"][:, NEGATIVE])
+        if w.alpha_keep:  # the keeping edits stay the photo (docs/method.md §10)
+            (n1, p2) = g.kept
+            t["keep"] = losses.keep_loss(n1, x1, p2, x2)
         t["g_loss"] = losses.generator_objective(t, w)                                                # Eq. 6
         return t, (g.to_positive, g.to_negative)
 

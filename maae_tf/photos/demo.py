@@ -1,9 +1,9 @@
 """A web page to edit a photo with one slider per attribute.
 
-    python -m maae_tf.demo --model=models/face_edit              # an export (base or version folder) or a workdir
+    python -m maae_tf.demo --model=export/face_edit              # an export (base or version folder) or a workdir
     python -m maae_tf.demo --server=HOST:8500 --model=face_edit   # TF Serving (gRPC) as the backend
     python -m maae_tf.demo --rest=http://HOST:8501 --model=face_edit
-    python -m maae_tf.demo --model=models/face_edit --bench [PHOTO] # slider-move latency figures, then exit
+    python -m maae_tf.demo --model=export/face_edit --bench [PHOTO] # slider-move latency figures, then exit
 
 Starts a small web app on 127.0.0.1 (`--port`, default 8765; 0 takes a free one) and prints its
 URL. On the page: upload a photo (JPEG, PNG or WebP; EXIF orientation applied) or pick a built-in
@@ -27,7 +27,6 @@ a model folder that is not one); 1 the model or the server failed to load.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import dataclasses
 import errno
@@ -82,14 +81,14 @@ def example_photo(n: int) -> tuple[np.ndarray, str]:
     """Built-in example n (RGB, file name): faces drawn by the synthetic face set, never a real one."""
     import cv2
 
-    from maae_tf.data import synthetic
+    from maae_tf.data import synthetic_faces
 
     if n == 0:
-        rgb = synthetic.render(0, 1, synthetic.identity_params(0, 0))[0]
+        rgb = synthetic_faces.render(0, 1, synthetic_faces.identity_params(0, 0))[0]
         name = "synthetic-portrait.png"
     elif n == 1:
-        a = synthetic.render(0, 7, synthetic.identity_params(0, 3))[0]
-        b = synthetic.render(0, 12, synthetic.identity_params(0, 5))[0]
+        a = synthetic_faces.render(0, 7, synthetic_faces.identity_params(0, 3))[0]
+        b = synthetic_faces.render(0, 12, synthetic_faces.identity_params(0, 5))[0]
         rgb, name = np.concatenate([a, b], 1), "synthetic-pair.png"
     else:
         raise edit.BadInput(f"no example {n} (there are {len(EXAMPLES)})")
@@ -389,31 +388,27 @@ def url_of(server: DemoServer) -> str:
 
 
 # ------------------------------------------------------------------------------------ command
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, the project's convention (docs/faults.md)
-        raise UsageError(message)
+@dataclasses.dataclass
+class Options:
+    """How to serve the page: the flags of `python -m maae_tf.demo` (maae_tf/demo.py says each).
+    `bench`: None, or the photo to benchmark ("example": the built-in one)."""
+    model: str | None = None
+    server: str | None = None
+    rest: str | None = None
+    model_name: str | None = None
+    timeout: float = 30.0
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    landmarks: int = 68
+    min_face: int = 64
+    quality: int = 95
+    preview: int = 1600
+    bench: str | None = None
+    bench_moves: int = 40
 
 
-def parse_args(argv=None):
-    p = _Parser(prog="python -m maae_tf.demo", epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", help="SavedModel base or version folder, or a training workdir; with --server or "
-                                   "--rest: the model's name there")
-    p.add_argument("--server", help="TF Serving gRPC address HOST:8500 as the backend")
-    p.add_argument("--rest", help="TF Serving REST URL http://HOST:8501 as the backend")
-    p.add_argument("--model_name", help="model name on --server/--rest (default: --model)")
-    p.add_argument("--timeout", type=float, default=30.0, help="server deadline per call, seconds")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (0: a free one)")
-    p.add_argument("--landmarks", type=int, choices=(68, 5), default=68, help="dlib shape model (as edit)")
-    p.add_argument("--min_face", type=int, default=64, help="faces narrower than this are not edited (as edit)")
-    p.add_argument("--quality", type=int, default=95, help="JPEG quality of a download (as edit)")
-    p.add_argument("--preview", type=int, default=1600,
-                   help="photos with a longer side are shown scaled to it (the download is full resolution)")
-    p.add_argument("--bench", nargs="?", const="example", metavar="PHOTO",
-                   help="measure slider moves over HTTP on PHOTO (default: the built-in one-face example), "
-                        "print the figures and exit")
-    p.add_argument("--bench_moves", type=int, default=40, help="slider moves the benchmark times")
-    args = p.parse_args(argv)
+def check_options(args: Options) -> None:
+    """UsageError for options no demo can start with."""
     if not args.model:
         raise UsageError("give --model=EXPORT_OR_WORKDIR (or --server=HOST:8500 / --rest=URL with --model=NAME)")
     if args.server and args.rest:
@@ -422,17 +417,17 @@ def parse_args(argv=None):
         raise UsageError(f"--port must be 0 to 65535, got {args.port}")
     if args.bench_moves < 1:
         raise UsageError(f"--bench_moves must be at least 1, got {args.bench_moves}")
-    return args
+    if args.bench and args.bench != "example" and not os.path.isfile(args.bench):
+        raise UsageError(f"--bench={args.bench}: no such photo")
 
 
-def main(argv=None, detector=None, masker=None, log=print, ready=None) -> int:
-    """The command. `detector` and `masker` replace dlib and the default head masker in tests;
+def serve(args: Options, detector=None, masker=None, log=print, ready=None) -> int:
+    """`python -m maae_tf.demo`: serves the page (or runs --bench) until Ctrl-C; returns the exit
+    code. `detector` and `masker` replace dlib and the default head masker in tests;
     `ready(server)` is called once the page is served (tests stop it with server.shutdown())."""
     err = lambda msg: print(f"error: {msg}", file=sys.stderr)  # noqa: E731
     try:
-        args = parse_args(argv)
-        if args.bench and args.bench != "example" and not os.path.isfile(args.bench):
-            raise UsageError(f"--bench={args.bench}: no such photo")
+        check_options(args)
         # the port first: a taken port is refused before the model loads
         server = bind(args.host, 0 if args.bench else args.port)
     except UsageError as e:
@@ -535,6 +530,3 @@ def bench(base: str, photo: str, moves: int, log=print) -> int:
     log(f"  within 300 ms: {int((rt <= 300).sum())} of {moves} moves")
     return 0
 
-
-def run():
-    sys.exit(main())

@@ -1,9 +1,9 @@
 """Edit the faces in your own photos.
 
     python -m maae_tf.edit PHOTO [PHOTO ...] --model=BASE_OR_WORKDIR --delta=3 [-o OUT]
-    python -m maae_tf.edit PHOTO --model=models/face_edit --attr blond_hair=5 --attr mouth_open=2
+    python -m maae_tf.edit PHOTO --model=export/face_edit --attr blond_hair=5 --attr mouth_open=2
     python -m maae_tf.edit PHOTO --server=HOST:8500 --model=face_edit --delta=3
-    python -m maae_tf.edit PHOTO --model=models/mouth_open --sweep=-5:5:11 -o sheets/
+    python -m maae_tf.edit PHOTO --model=export/mouth_open --sweep=-5:5:11 -o sheets/
 
 Per photo: detect every face (dlib HOG), find its landmarks (dlib's 68 points → CelebA's 5),
 align each face to CelebA's aligned template with a similarity transform and crop it as the
@@ -25,7 +25,6 @@ photo (nothing is written at all) or the arguments are wrong; 1 the model or the
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import sys
@@ -113,41 +112,39 @@ class ServedModel:
         return self.client.edit(crops, d, signature="edit_detail")
 
 
-# ------------------------------------------------------------------------------------ arguments
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m maae_tf.edit", epilog=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("photos", nargs="+", help="JPEG, PNG or WebP photos")
-    p.add_argument("--model", required=True,
-                   help="SavedModel base or version folder, or a training workdir; with --server: the model name")
-    p.add_argument("--server", help="TF Serving gRPC address HOST:8500 (edit remotely)")
-    p.add_argument("--model_name", help="model name on --server (default: --model)")
-    p.add_argument("--timeout", type=float, default=30.0, help="server deadline per call, seconds")
-    p.add_argument("--delta", type=float, default=None,
-                   help="edit strength for every attribute of the model not named by --attr")
-    p.add_argument("--attr", action="append", default=[], metavar="NAME=DELTA",
-                   help="strength of one attribute (CelebA name or alias: mouth_open=2); repeatable")
-    p.add_argument("--face", type=int, action="append", default=None,
-                   help="edit only face i (0-based, faces ordered left to right); repeatable; default all")
-    p.add_argument("--sweep", metavar="LO:HI:N",
-                   help="also write a contact sheet per face of N strengths from LO to HI")
-    p.add_argument("--landmarks", type=int, choices=(68, 5), default=68,
-                   help="dlib shape model: 68 points (aligns as CelebA did: eyes + mouth) or 5 (eyes + nose base)")
-    p.add_argument("--min_face", type=int, default=64,
-                   help="skip faces whose training crop is narrower than this (photo pixels)")
-    p.add_argument("--format", choices=("keep", "png", "webp", "jpg"), default="keep",
-                   help="output format (default: the input's); png or webp (lossless) keep the pixels outside "
-                        "the face exact in the file too, JPEG re-encoding does not")
-    p.add_argument("--quality", type=int, default=95, help="JPEG quality of the output")
-    p.add_argument("-o", "--output", default="edited",
-                   help="output file (one photo) or folder (default ./edited); same name and format as the input")
-    p.add_argument("--overwrite", action="store_true",
-                   help="allow an output to replace an input photo (refused by default)")
-    p.add_argument("--timings", action="store_true", help="print the time of each stage per photo")
-    args = p.parse_args(argv)
-    if args.delta is None and not args.attr and not args.sweep:
-        p.error("give --delta, --attr NAME=DELTA or --sweep")
-    return args
+# ------------------------------------------------------------------------------------ options
+@dataclasses.dataclass
+class Options:
+    """What to edit and how: the flags of `python -m maae_tf.edit` (maae_tf/edit.py says each)."""
+    photos: list[str]
+    model: str | None = None
+    server: str | None = None
+    rest: str | None = None
+    model_name: str | None = None
+    timeout: float = 30.0
+    delta: float | None = None
+    attr: list[str] = dataclasses.field(default_factory=list)
+    face: list[int] | None = None
+    sweep: str | None = None
+    landmarks: int = 68
+    min_face: int = 64
+    format: str = "keep"
+    quality: int = 95
+    out: str = "edited"
+    overwrite: bool = False
+    timings: bool = False
+
+
+def check_options(options: Options) -> None:
+    """The options a command line must give (ValueError naming them): photos, --model, and an edit
+    (--delta, --attr NAME=DELTA or --sweep) with finite strengths (`check_strengths`)."""
+    if not options.photos:
+        raise ValueError("give the photos to edit: python -m maae_tf.edit PHOTO [PHOTO ...] --model=... --delta=3")
+    if not options.model:
+        raise ValueError("give --model=EXPORT_OR_WORKDIR (or --server=HOST:8500 with --model=NAME)")
+    if options.delta is None and not options.attr and not options.sweep:
+        raise ValueError("give --delta, --attr NAME=DELTA or --sweep")
+    check_strengths(options.delta, options.attr)
 
 
 def parse_sweep(text: str) -> np.ndarray:
@@ -264,7 +261,7 @@ def clobbered_inputs(args, inputs: InputFiles) -> list[str]:
     messages = []
     for photo in args.photos:
         fmt = photo_format(photo)
-        out = None if fmt is None else output_path(photo, fmt, args.output, len(args.photos), args.format)
+        out = None if fmt is None else output_path(photo, fmt, args.out, len(args.photos), args.format)
         hit = None if out is None else inputs.replaced_by(out)
         if hit is not None:
             messages.append(clobber_message(out, hit))
@@ -367,7 +364,7 @@ def edit_photo(path: str, model, detector, args, delta, sweep, columns, log=prin
 
     photo, fmt = read_input(path)
     rgb = faces.as_rgb(photo)
-    out = output_path(path, fmt, args.output, len(args.photos), args.format)
+    out = output_path(path, fmt, args.out, len(args.photos), args.format)
     outputs = {} if outputs is None else outputs
     if os.path.abspath(out) in outputs:
         raise BadInput(f"{path}: its output {out} would overwrite the edit of {outputs[os.path.abspath(out)]} "
@@ -439,7 +436,7 @@ def load_model(args):
     has it: TF Serving's REST API)."""
     if args.server:
         return ServedModel(args.server, args.model_name or args.model, args.timeout)
-    if getattr(args, "rest", None):
+    if args.rest:
         return ServedModel(args.rest, args.model_name or args.model, args.timeout, rest=True)
     return LocalModel(args.model)
 
@@ -466,13 +463,13 @@ def default_segmenter(log=print):
         return None
 
 
-def main(argv=None, detector=None, log=print, masker=None) -> int:
-    """The command; `detector` (a callable RGB → [faces.Face]) replaces dlib in tests, `masker`
-    (a heads.HeadMasker) the default one (the cached segmenter, else the landmark prior)."""
-    args = parse_args(argv)
+def edit_photos(args: Options, detector=None, log=print, masker=None) -> int:
+    """`python -m maae_tf.edit`: edits the photos of `args`, returns the exit code (module
+    docstring). `detector` (a callable RGB → [faces.Face]) replaces dlib in tests, `masker` (a
+    heads.HeadMasker) the default one (the cached segmenter, else the landmark prior)."""
     err = lambda msg: print(f"error: {msg}", file=sys.stderr)  # noqa: E731
     try:  # the flags first: a bad strength is refused before the model loads
-        check_strengths(args.delta, args.attr)
+        check_options(args)
     except ValueError as e:
         err(e)
         return EXIT_BAD_INPUT
@@ -544,6 +541,3 @@ def main(argv=None, detector=None, log=print, masker=None) -> int:
             log("  ms: " + ", ".join(f"{k} {v:.0f}" for k, v in ms.items()) + f" (total {sum(ms.values()):.0f})")
     return EXIT_BAD_INPUT if failures else 0
 
-
-def run():
-    sys.exit(main())

@@ -1,48 +1,26 @@
-"""`python -m maae_tf.serving.bench`: what serving costs on top of the generator itself.
+"""What serving costs on top of the generator itself (the command: benchmarks/serving_bench.py).
 
-    python -m maae_tf.serving.bench [--config=configs/celeba.py | --workdir=runs/x] [--size=128]
-                                    [--width=W] [--latency_calls=30] [--throughput_calls=4]
-
-Times the same edit (uint8 [N, S, S, 3] and δ in, uint8 out) three ways:
+Times the same edit (uint8 [N, S, S, 3] and δ in, uint8 out) up to three ways:
 
   (a) keras      the in-memory Keras networks, the Editor's computation under tf.function
   (b) savedmodel the exported SavedModel reloaded with tf.saved_model.load, its serving_default
-  (c) grpc       `maae_tf.serving.client.Client` through `ModelServerDouble` (in-process test
-                 double of tensorflow_model_server, 127.0.0.1): serialization + gRPC + Session::Run
+  (c) grpc       `maae_tf.serving.client.Client` through a model server given to `measure` (the
+                 benchmark script gives the in-process test double of tensorflow_model_server,
+                 tests/support/tf_serving_double.py): serialization + gRPC + Session::Run
 
-and prints latency p50 / p99 at batch 1, images/s at batch 32, and each path's ratio to (a).
-With --workdir the run's trained networks are used; otherwise a network of --config is built with
-random weights (speed does not depend on the weights). `--json` prints one JSON object instead.
+and reports latency p50 / p99 at batch 1, images/s at batch 32, and each path's ratio to (a).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 import time
 
 import numpy as np
-from absl import app, flags, logging
-from ml_collections import config_flags
-
-FLAGS = flags.FLAGS
-
-
-DEFAULT_CONFIG = os.path.join("configs", "celeba.py")
-
-
-def define_flags() -> None:
-    config_flags.DEFINE_config_file("config", DEFAULT_CONFIG, "Network config.",
-                                    lock_config=False)
-    flags.DEFINE_string("workdir", None, "Benchmark this trained run instead of a random network of --config.")
-    flags.DEFINE_integer("size", 128, "Image size (ignored with --workdir: the run's size).")
-    flags.DEFINE_float("width", None, "Width multiplier (default: the config's).")
-    flags.DEFINE_integer("latency_calls", 30, "Timed calls at batch 1.")
-    flags.DEFINE_integer("throughput_calls", 4, "Timed calls at batch 32.")
-    flags.DEFINE_integer("batch", 32, "Batch of the throughput measurement.")
-    flags.DEFINE_bool("json", False, "Print one JSON object.")
-
+from absl import logging
 
 def timed(fn, calls: int, warmup: int = 2) -> np.ndarray:
     """Seconds per call of fn() over `calls` calls, after `warmup` untimed ones."""
@@ -56,13 +34,14 @@ def timed(fn, calls: int, warmup: int = 2) -> np.ndarray:
     return np.asarray(out)
 
 
-def measure(editor, base: str, batch: int, latency_calls: int, throughput_calls: int) -> dict:
-    """{path: {"p50_ms", "p99_ms", "images_per_s"}} for the three paths (module docstring)."""
+def measure(editor, base: str, batch: int, latency_calls: int, throughput_calls: int, server=None) -> dict:
+    """{path: {"p50_ms", "p99_ms", "images_per_s"}} for the paths of the module docstring; (c) only
+    with `server`, a callable {model name: base path} → context manager of a running model server
+    with a `grpc_address` (e.g. the test double's class)."""
     import tensorflow as tf
 
     from maae_tf.serving.export import write_savedmodel
     from maae_tf.serving.client import Client
-    from maae_tf.serving.double import ModelServerDouble
 
     s = editor.size
     rng = np.random.default_rng(0)
@@ -79,8 +58,11 @@ def measure(editor, base: str, batch: int, latency_calls: int, throughput_calls:
         "savedmodel": lambda x: saved_fn(images=tf.constant(x), delta=tf.constant(delta(len(x))))["images"].numpy(),
     }
     results = {}
-    with ModelServerDouble({"bench": base}) as server, Client(server.grpc_address, "bench", timeout=600) as client:
-        paths["grpc"] = lambda x: client.predict({"images": x, "delta": delta(len(x))})["images"]
+    with contextlib.ExitStack() as stack:
+        if server is not None:
+            running = stack.enter_context(server({"bench": base}))
+            client = stack.enter_context(Client(running.grpc_address, "bench", timeout=600))
+            paths["grpc"] = lambda x: client.predict({"images": x, "delta": delta(len(x))})["images"]
         for name, fn in paths.items():
             lat = timed(lambda: fn(one), latency_calls)
             thr = timed(lambda: fn(many), throughput_calls, warmup=1)
@@ -108,45 +90,33 @@ def table(results: dict, info: str) -> str:
     return "\n".join(lines)
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    import tensorflow as tf
-
+def editor_to_time(workdir: str | None, config, image_size: int, width: float | None):
+    """(Editor, what it is): the trained run `workdir`, else a float32 network of `config` at
+    `image_size` (and `width`, when given) with random weights (speed does not depend on them)."""
     from maae_tf.model import precision
     from maae_tf.model.editor import Editor, load_runs
     from maae_tf.model.maae import MAAE
     from maae_tf.model.spec import ModelSpec
 
-    if FLAGS.workdir:
-        models, configs, steps = load_runs([FLAGS.workdir])
-        what = f"run {FLAGS.workdir}"
-    else:
-        config = FLAGS.config
-        config.image_size = FLAGS.size
-        if FLAGS.width is not None:
-            config.width = FLAGS.width
-        with precision.policy_scope("float32"):
-            models, configs, steps = [MAAE(ModelSpec.from_config(config), identity=False)], [config], [0]
-        what = f"random network of the config (width {config.width})"
-    editor = Editor(models, configs, steps)
-    info = (f"{editor.size} px, {what}, float32, batch 1 latency over {FLAGS.latency_calls} calls, "
-            f"batch {FLAGS.batch} over {FLAGS.throughput_calls}; TF {tf.__version__}, "
+    if workdir:
+        return Editor(*load_runs([workdir])), f"run {workdir}"
+    config.image_size = image_size
+    if width is not None:
+        config.width = width
+    with precision.policy_scope("float32"):
+        models, configs, steps = [MAAE(ModelSpec.from_config(config), identity=False)], [config], [0]
+    return Editor(models, configs, steps), f"random network of the config (width {config.width})"
+
+
+def bench_command(editor, what: str, batch: int, latency_calls: int, throughput_calls: int, as_json: bool,
+                  server=None) -> None:
+    """Prints `measure` of `editor` (in a temporary folder) as a table or one JSON object, headed by
+    what was timed on which machine."""
+    import tensorflow as tf
+
+    info = (f"{editor.size} px, {what}, float32, batch 1 latency over {latency_calls} calls, "
+            f"batch {batch} over {throughput_calls}; TF {tf.__version__}, "
             f"{os.cpu_count()} CPU cores, GPUs: {len(tf.config.list_physical_devices('GPU'))}")
     with tempfile.TemporaryDirectory() as tmp:
-        results = measure(editor, os.path.join(tmp, "bench"), FLAGS.batch, FLAGS.latency_calls,
-                          FLAGS.throughput_calls)
-    if FLAGS.json:
-        print(json.dumps({"info": info, "results": results}))
-    else:
-        print(table(results, info))
-
-
-def run():
-    from maae_tf.config import run_command
-
-    run_command(main, define_flags, DEFAULT_CONFIG)
-
-
-if __name__ == "__main__":
-    run()
+        results = measure(editor, os.path.join(tmp, "bench"), batch, latency_calls, throughput_calls, server)
+    print(json.dumps({"info": info, "results": results}) if as_json else table(results, info))

@@ -21,7 +21,6 @@ size, the model resizes); `delta` is a number, one per image, or for a model of 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -247,25 +246,6 @@ class RestClient(_Base):
 
 
 # ----- command line ------------------------------------------------------------------------------
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m maae_tf.serving.client", description=__doc__.split("\n\n")[0])
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--server", help="gRPC address of TF Serving, HOST:8500")
-    where.add_argument("--rest", help="REST base URL of TF Serving, http://HOST:8501")
-    p.add_argument("--model", required=True, help="model name in the server's config")
-    p.add_argument("--version", type=int, default=None, help="model version (default: the latest served)")
-    p.add_argument("--label", default=None, help="version label from the server's models.config")
-    p.add_argument("--delta", default="0", help="edit strength; K comma-separated values for a K-attribute model")
-    p.add_argument("--signature", default="serving_default",
-                   help="serving_default, or edit_detail to keep the photo's resolution")
-    p.add_argument("--status", action="store_true", help="print the model's version status and exit")
-    p.add_argument("--timeout", type=float, default=30.0, help="deadline per call, seconds")
-    p.add_argument("--retries", type=int, default=3, help="retries while the server is UNAVAILABLE")
-    p.add_argument("-o", "--output", help="output file (one input) or folder (several)")
-    p.add_argument("images", nargs="*", help="input face crops (JPEG, PNG, …)")
-    return p.parse_args(argv)
-
-
 def parse_delta(text: str):
     """--delta: one finite number, or K comma-separated ones (a K-attribute model); ValueError
     naming the flag."""
@@ -278,36 +258,37 @@ def parse_delta(text: str):
     return values[0] if len(values) == 1 else values
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def client_command(server: str | None, rest: str | None, model: str, delta: str, images: list[str],
+                   out: str | None, status: bool = False, signature: str = "serving_default", **kw) -> int:
+    """`python -m maae_tf.serving.client`: edits `images` into `out` (a file for one image, else a
+    folder) through the gRPC `server` or the `rest` URL, or with `status` lists the model's
+    versions; `kw`: version, label, timeout, retries. The exit code: 0; 1 a server error; 2 a bad
+    flag or input file (after an `error:` line; the other files are still edited)."""
     try:  # the flags first, before any connection
-        delta = parse_delta(args.delta)
+        delta = parse_delta(delta)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    kw = dict(model=args.model, version=args.version, timeout=args.timeout, retries=args.retries)
-    kw["label"] = args.label
-    client = Client(args.server, **kw) if args.server else RestClient(args.rest, **kw)
+    client = Client(server, model, **kw) if server else RestClient(rest, model, **kw)
     try:
-        if args.status:
+        if status:
             for s in client.status():
-                print(f"{args.model} version {s['version']}: {s['state']}"
+                print(f"{model} version {s['version']}: {s['state']}"
                       + (f" ({s['error_message']})" if s["error_message"] else ""))
             return 0
-        if not args.images:
+        if not images:
             print("error: no input image given", file=sys.stderr)
             return 2
-        if not args.output:
-            print("error: -o/--output is required", file=sys.stderr)
+        if not out:
+            print("error: -o/--out is required", file=sys.stderr)
             return 2
         failures = 0
-        for path in args.images:
-            out = (args.output if len(args.images) == 1 and not os.path.isdir(args.output)
-                   else os.path.join(args.output, os.path.basename(path)))
+        for path in images:
+            target = out if len(images) == 1 and not os.path.isdir(out) else os.path.join(out, os.path.basename(path))
             try:
                 t = time.perf_counter()
-                write_image(out, client.edit(read_image(path), delta, signature=args.signature))
-                print(f"{path} -> {out} ({(time.perf_counter() - t) * 1000:.0f} ms)")
+                write_image(target, client.edit(read_image(path), delta, signature=signature))
+                print(f"{path} -> {target} ({(time.perf_counter() - t) * 1000:.0f} ms)")
             except ValueError as e:
                 print(f"error: {e}", file=sys.stderr)
                 failures += 1
@@ -320,9 +301,7 @@ def main(argv=None) -> int:
         return 2
 
 
-def run():
-    sys.exit(main())
+if __name__ == "__main__":  # the documented `python -m maae_tf.serving.client`: the command is maae_tf/client.py
+    import runpy
 
-
-if __name__ == "__main__":
-    run()
+    runpy.run_module("maae_tf.client", run_name="__main__", alter_sys=True)

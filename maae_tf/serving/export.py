@@ -1,7 +1,7 @@
 """`python -m maae_tf.export`: training runs as a TF Serving SavedModel with a δ signature.
 
-    python -m maae_tf.export --workdir=runs/mouth_open --out=models/mouth_open [--version=N]
-    python -m maae_tf.export --workdirs=runs/mouth_open,runs/blond_hair --out=models/face_edit
+    python -m maae_tf.export --workdir=runs/mouth_open [--out=export/mouth_open] [--version=N]
+    python -m maae_tf.export --workdirs=runs/mouth_open,runs/blond_hair --out=export/face_edit
 
 Each run is rebuilt from its saved `config.json` and restored from its latest checkpoint, in
 float32 whatever precision it trained in (the variables of a mixed-precision run are float32
@@ -24,14 +24,16 @@ import os
 import shutil
 import sys
 
-from absl import app, flags, logging
+from absl import logging
 
+from maae_tf import attributes
+from maae_tf.config import load_workdir_config
 from maae_tf.model.editor import Editor, load_runs
 
-FLAGS = flags.FLAGS
 
 WARMUP_FILE = "tf_serving_warmup_requests"
 INFO_FILE = "maae_export.json"
+EXPORT_DIR = "export"  # the default base folders' parent, relative to the working directory
 
 
 def next_version(base: str) -> int:
@@ -79,29 +81,20 @@ def export(workdirs, base: str, version: int | None = None) -> str:
     return path
 
 
-def define_flags() -> None:
-    flags.DEFINE_string("workdir", None, "Training run to export (holds config.json and checkpoints/).")
-    flags.DEFINE_list("workdirs", None, "Several runs, composed in this order into one model "
-                                        "(delta [N, K]).")
-    flags.DEFINE_string("out", None, "Base folder of the model; the export goes to OUT/<version>/.")
-    flags.DEFINE_integer("version", None, "Version folder to write; default: the next free integer.")
+def default_base(workdirs) -> str:
+    """Where a model goes without --out: EXPORT_DIR/<attr> for one run (export/README.md); several
+    runs compose into a model only the user can name."""
+    if len(workdirs) != 1:
+        raise ValueError("--workdirs composes a model: name its base folder with --out (e.g. export/face_edit)")
+    return os.path.join(EXPORT_DIR, attributes.snake(load_workdir_config(workdirs[0]).attr))
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if bool(FLAGS.workdir) == bool(FLAGS.workdirs):
-        raise app.UsageError("give exactly one of --workdir and --workdirs")
-    if not FLAGS.out:
-        raise app.UsageError("--out is required")
+def export_command(workdirs, out: str | None, version: int | None) -> None:
+    """`python -m maae_tf.export`: exports `workdirs` to `out` (default: `default_base`) and prints
+    the version folder; a bad input ends in one `error:` line and exit 2."""
     try:
-        path = export([FLAGS.workdir] if FLAGS.workdir else FLAGS.workdirs, FLAGS.out, FLAGS.version)
+        path = export(workdirs, out or default_base(workdirs), version)
     except (FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     print(path)
-
-
-def run():
-    define_flags()
-    app.run(main)

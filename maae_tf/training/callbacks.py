@@ -15,7 +15,10 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from maae_tf.evaluation import evaluators
+from maae_tf.evaluation import registry
 from maae_tf.evaluation import visualize
+from maae_tf.files import write_bytes_atomic, write_text_atomic
 
 
 def global_step(model) -> int:
@@ -150,22 +153,15 @@ class Profiler(keras.callbacks.Callback):
         logging.info("profile of steps %d-%d written to %s/plugins/profile", self.start, self.end, self.logdir)
 
 
-class EditEvaluator(keras.callbacks.Callback):
-    """In-training evaluation (config.eval.every): every `every` steps, the editing accuracy and
-    background PSNR of a fixed held-out batch of test images (`maae_tf.evaluation.scoring.score_batch`, the
-    same scores the evaluation command averages) go to TensorBoard (eval/...) and to a progress
-    line, so a run whose edits stop working shows it long before its final evaluation.
+class HeldOutEvaluation(keras.callbacks.Callback):
+    """In-training evaluation (config.eval.every): every `every` steps, the evaluators of the
+    evaluation command (`maae_tf.evaluation.evaluators`: the judge's edit and keep accuracies, pixel
+    PSNR and L1, D's fidelity score) on a fixed held-out batch of test images; the registry's
+    TensorBoard metrics go to eval/<tag> and a progress line, so a run whose edits stop working
+    shows it long before its final evaluation.
 
     `held_out`: dict image [N, S, S, 3], mask [N, S, S, 1], positive bool [N];
     `judge`: the dataset's attribute classifier, `column`: the run attribute's output."""
-
-    # TensorBoard tag (eval/<tag>) -> key of scoring.summarize
-    SCALARS = {"attribute_accuracy": "attribute_accuracy", "attribute_accuracy_plus": "attribute_accuracy_plus",
-               "attribute_accuracy_minus": "attribute_accuracy_minus",
-               "attribute_keep_accuracy": "attribute_keep_accuracy",
-               "reconstruction_attribute_accuracy": "reconstruction_attribute_accuracy",
-               "background_psnr": "background_psnr", "reconstruction_psnr": "reconstruction_psnr",
-               "fidelity": "fidelity_score"}
 
     def __init__(self, writer, every: int, held_out: dict, judge, column: int, delta_max: float,
                  curve_dir: str | None = None, title: str = ""):
@@ -173,7 +169,9 @@ class EditEvaluator(keras.callbacks.Callback):
         self.writer = writer
         self.every = int(every)
         self.held_out = held_out
-        self.judge, self.column = judge, column
+        # no SSIM nor identity here: the slowest scores, left to the final evaluation
+        self.evaluators = [evaluators.EditEvaluator(judge, column), evaluators.PixelEvaluator(ssim=False),
+                           evaluators.DiscriminatorEvaluator()]
         self.delta_max = float(delta_max)
         # eval/curve.json (every evaluation, kept across resumes) and eval/curve.png drawn from it
         self.curve_dir, self.title = curve_dir, title
@@ -181,24 +179,19 @@ class EditEvaluator(keras.callbacks.Callback):
         self._t0, self._seconds0 = None, 0.0
 
     def summary(self) -> dict:
-        """`scoring.summarize` of the held-out batch (means and counts; None where nothing counts)."""
-        from maae_tf.evaluation import scoring
-
-        h = self.held_out
-        s = scoring.score_batch(self.model, h["image"], h["mask"], h["positive"], self.judge, self.column,
-                                self.delta_max, ssim=False)
-        out = scoring.summarize(s, h["positive"])
-        out["num_positives"] = int(np.sum(h["positive"]))
+        """The evaluators' metrics of the held-out batch (means and counts; None where nothing counts)."""
+        out, positive = evaluators.run(self.model, [self.held_out], self.evaluators, self.delta_max)
+        out["num_positives"] = int(np.sum(positive))
         return out
 
     def evaluate(self, step: int) -> dict:
         m = self.summary()
         with self.writer.as_default(step=step):
-            for tag, key in self.SCALARS.items():
-                if m[key] is not None:
-                    tf.summary.scalar(f"eval/{tag}", m[key])
+            for metric in registry.tensorboard_metrics():
+                if m.get(metric.key) is not None:
+                    tf.summary.scalar(f"eval/{metric.tag}", m[metric.key])
         self.writer.flush()
-        v = {key: math.nan if m[key] is None else m[key] for key in self.SCALARS.values()}
+        v = {key: math.nan if value is None else value for key, value in m.items()}
         logging.info("eval step %d | editing accuracy %.3f (+δ0 %.3f, -δ0 %.3f) | label kept by the other "
                      "edit %.3f, by G(x, 0) %.3f | background PSNR %.2f dB | reconstruction PSNR %.2f dB | "
                      "fidelity %.3f | %d held-out test images (%d positive)",
@@ -212,8 +205,6 @@ class EditEvaluator(keras.callbacks.Callback):
     def _add_to_curve(self, step: int, m: dict) -> None:
         if not self.curve_dir:
             return
-        from maae_tf.files import write_bytes_atomic, write_text_atomic
-
         seconds = self._seconds0 + (time.perf_counter() - self._t0 if self._t0 is not None else 0.0)
         self.history = [h for h in self.history if h["step"] < step]  # a resume re-evaluates its step
         self.history.append({"step": step, "seconds": round(seconds, 1),

@@ -18,16 +18,15 @@ import sys
 
 import keras
 import tensorflow as tf
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import logging
 
 from maae_tf import attributes
 from maae_tf import config as config_lib
 from maae_tf.training import distribute, settings
 from maae_tf.model import precision
-from maae_tf.training.callbacks import (CheckpointNotSaved, Checkpointer, EditEvaluator, NonFiniteLoss, Profiler,
+from maae_tf.training.callbacks import (CheckpointNotSaved, Checkpointer, HeldOutEvaluation, NonFiniteLoss, Profiler,
                                TrainMonitor, global_step)
-from maae_tf.data import celeba
+from maae_tf.data import layout, pipeline, records
 from maae_tf.model.spec import ModelSpec
 from maae_tf.files import write_text_atomic
 from maae_tf.model.maae import (build_model, checkpoint, checkpoint_files, describe_damaged, restore_newest,
@@ -37,13 +36,14 @@ from maae_tf.model.maae import (build_model, checkpoint, checkpoint_files, descr
 RESUMABLE_KEYS = ("train_steps", "log_every", "image_every", "checkpoint_every", "keep_checkpoints", "eval",
                   "shuffle_buffer", "strategy", "jit_compile")
 
-FLAGS = flags.FLAGS
 
-
-def resolve_config(cfg, attr: str | None):
+def resolve_config(cfg, attr: str | None, overridden=()):
+    """The run's config: --attr over config.attr, then config.by_attribute's settings for it
+    (except the keys in `overridden`, set on the command line), checked."""
     cfg = cfg.copy_and_resolve_references()
     if attr:
         cfg.attr = attr
+    config_lib.for_attribute(cfg, overridden)
     settings.check(cfg)
     return cfg
 
@@ -52,8 +52,6 @@ def prepare_data(cfg) -> None:
     """Builds the synthetic set when the config asks for it, only at its default place
     (config.SYNTHETIC_DIR: a folder the user names is never filled with synthetic faces), then
     checks the CelebA layout (or the prepared TFRecords, `python -m maae_tf.data.prepare`)."""
-    from maae_tf.data import records
-
     builds = cfg.synthetic.build_if_missing
     at_default = bool(cfg.data_dir) and os.path.abspath(cfg.data_dir) == os.path.abspath(config_lib.SYNTHETIC_DIR)
     if (builds and at_default and not records.is_prepared(cfg.data_dir)
@@ -63,7 +61,7 @@ def prepare_data(cfg) -> None:
         logging.info("building the synthetic face set (%d images) in %s", cfg.synthetic.num, cfg.data_dir)
         synthetic.ensure(cfg.data_dir, cfg.synthetic.num, seed=cfg.synthetic.seed)
     try:
-        celeba.check_layout(cfg.data_dir)
+        pipeline.check_layout(cfg.data_dir)
     except FileNotFoundError as e:
         if builds and not at_default:
             raise FileNotFoundError(
@@ -105,7 +103,7 @@ def held_out_batch(cfg, n: int) -> dict:
     whole run: the TensorBoard edit grids and the in-training evaluation always show the same faces."""
     for split in ("test", "train"):
         try:
-            batch = next(iter(celeba.images_dataset(cfg, split=split, limit=n, batch_size=n)), None)
+            batch = next(iter(pipeline.images_dataset(cfg, split=split, limit=n, batch_size=n)), None)
         except ValueError:  # a prepared folder without that split
             batch = None
         if batch is not None:
@@ -121,7 +119,7 @@ def edit_grid_images(cfg, n: int = 6):
     return held_out_batch(cfg, n)["image"]
 
 
-def edit_evaluator(cfg, writer, workdir: str) -> EditEvaluator | None:
+def edit_evaluator(cfg, writer, workdir: str) -> HeldOutEvaluation | None:
     """The in-training evaluation (config.eval.every > 0): the dataset's attribute classifier
     (maae_tf.evaluation.classifier.for_dataset: trained once per dataset and cached, so the first run on a
     dataset trains it) and a fixed held-out batch of config.eval.batch test images."""
@@ -137,7 +135,7 @@ def edit_evaluator(cfg, writer, workdir: str) -> EditEvaluator | None:
     logging.info("in-training evaluation every %d steps on %d held-out images (%d positive); classifier %s "
                  "(test accuracy %.3f for %s)", cfg.eval.every, positive.size, positive.sum(), info["path"],
                  info["test_accuracy"][attr], attr)
-    return EditEvaluator(writer, cfg.eval.every, held_out, judge, classifier.column(info, attr), cfg.delta_max,
+    return HeldOutEvaluation(writer, cfg.eval.every, held_out, judge, classifier.column(info, attr), cfg.delta_max,
                          curve_dir=os.path.join(workdir, "eval"), title=f"{attr}: {workdir}")
 
 
@@ -244,11 +242,11 @@ def train(cfg, workdir: str, profile_steps=None, strategy=None) -> keras.Model:
     try:
         fit(model, cfg, strategy, manager, workdir, out, profile_steps)
     except tf.errors.InvalidArgumentError as e:  # a damaged image file of a release-layout folder
-        problem = celeba.explain_decode_error(e, cfg)
+        problem = pipeline.explain_decode_error(e, cfg)
         if problem is None:
             raise
         raise ValueError(f"{problem}: training stopped, the checkpoints saved so far are kept; remove the file "
-                         f"and its row in {celeba.ATTR_FILE}, or prepare the folder (python -m maae_tf.data.prepare "
+                         f"and its row in {layout.ATTR_FILE}, or prepare the folder (python -m maae_tf.data.prepare "
                          "skips unreadable images), then rerun to resume") from None
     return model
 
@@ -260,7 +258,7 @@ def fit(model, cfg, strategy, manager, workdir: str, out: str, profile_steps=Non
     # A resumed run reshuffles from a seed tied to its step, rather than replaying the first pairs.
     data_cfg = cfg.copy_and_resolve_references()
     data_cfg.seed = cfg.seed + step
-    pairs = celeba.pairs_dataset(data_cfg, split="train")
+    pairs = pipeline.pairs_dataset(data_cfg, split="train")
     held_out = edit_grid_images(cfg)
 
     writer = tf.summary.create_file_writer(os.path.join(out, "tensorboard"))
@@ -278,8 +276,6 @@ def fit(model, cfg, strategy, manager, workdir: str, out: str, profile_steps=Non
                  "workdir %s", attributes.resolve(cfg.attr), step, cfg.train_steps, cfg.batch_size,
                  strategy.num_replicas_in_sync, cfg.image_size, cfg.width, workdir)
     if multi_worker:
-        from maae_tf.data import records
-
         distribute.custom_loop(model, strategy, pairs, cfg.train_steps - step, callbacks,
                                files_sharded=records.is_prepared(cfg.data_dir))
     else:
@@ -296,13 +292,14 @@ EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+def train_command(cfg, attr: str | None, workdir: str | None, profile_steps: str | None, overridden=()) -> None:
+    """`python -m maae_tf.train`: trains `cfg` (`resolve_config` with `attr` and the `overridden`
+    keys) into `workdir` (default runs/<attr>); a bad input ends in one `error:` line and
+    EXIT_BAD_INPUT, a diverged run in EXIT_DIVERGED."""
     try:
-        cfg = resolve_config(FLAGS.config, FLAGS.attr)
-        workdir = FLAGS.workdir or os.path.join("runs", attributes.snake(cfg.attr))
-        train(cfg, workdir, parse_profile_steps(FLAGS.profile_steps))
+        cfg = resolve_config(cfg, attr, overridden)
+        workdir = workdir or os.path.join("runs", attributes.snake(cfg.attr))
+        train(cfg, workdir, parse_profile_steps(profile_steps))
     except (FileNotFoundError, ValueError, CheckpointNotSaved) as e:
         fail(e, EXIT_BAD_INPUT)
     except NonFiniteLoss as e:
@@ -314,17 +311,3 @@ def fail(error: Exception, code: int) -> None:
     """Ends the command with one `error:` line and exit `code`, no traceback."""
     print(f"error: {error}", file=sys.stderr)
     sys.exit(code)
-
-
-def define_flags() -> None:
-    """The command's flags, defined when it runs (not at import, so that importing this module
-    next to another command's module never defines a flag twice)."""
-    flags.DEFINE_string("attr", None, "Attribute to learn (snake_case alias or CelebA name); overrides config.attr.")
-    flags.DEFINE_string("workdir", None, "Run folder (config, checkpoints, summaries); default runs/<attr>.")
-    flags.DEFINE_string("profile_steps", None, "START,END: write a TensorBoard profile of these global steps.")
-    config_flags.DEFINE_config_file("config", config_lib.DEFAULT_CONFIG,
-                                    "Config file; override keys with --config.key=value.", lock_config=False)
-
-
-def run():
-    config_lib.run_command(main, define_flags, config_lib.DEFAULT_CONFIG)

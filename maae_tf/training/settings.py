@@ -7,13 +7,14 @@ import functools
 import ml_collections
 
 from maae_tf import attributes
+from maae_tf.data import splits
 from maae_tf.evaluation import identity as face_identity
 from maae_tf.model import augment, lattice, maae, networks, optimizers, precision
 from maae_tf.training import distribute
 
 # The settings that name one of a few choices, each with the values its owning module defines.
 CHOICES = {
-    "split_protocol": ("official", "paper"),  # maae_tf/data/records.py splits by these
+    "split_protocol": splits.PROTOCOLS,
     "delta_mask": lattice.MODES,
     "adversarial_edits": maae.ADVERSARIAL_EDITS,
     "cycle_strength": maae.CYCLE_STRENGTHS,
@@ -36,6 +37,9 @@ def check(c: ml_collections.ConfigDict) -> None:
         check_choice(key, _value(c, key), allowed)
     if c.split_test_per_attribute < 2:
         raise ValueError(f"split_test_per_attribute must be at least 2, got {c.split_test_per_attribute}")
+    if c.loss.alpha_keep and c.adversarial_edits != "all":
+        raise ValueError("loss.alpha_keep needs the keeping edits: set adversarial_edits='all' "
+                         f"(got {c.adversarial_edits!r})")
     if c.identity.source == "none" and c.loss.alpha_id:
         raise ValueError(f"identity.source='none' trains without the identity loss: set loss.alpha_id=0 "
                          f"(got {c.loss.alpha_id})")

@@ -23,9 +23,11 @@ stores with each record and counts in its manifest.
 
 from __future__ import annotations
 
+import importlib
 import os
 from typing import Callable, Protocol
 
+import cv2
 import numpy as np
 
 BACKGROUND, FOREGROUND = 255, 0
@@ -53,8 +55,6 @@ class FilesSource:
             raise FileNotFoundError(f"mask source 'files': {self.dir} does not exist")
 
     def __call__(self, image: np.ndarray, *, name: str, landmarks: np.ndarray | None = None) -> np.ndarray:
-        import cv2
-
         path = os.path.join(self.dir, os.path.splitext(name)[0] + ".png")
         mask = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
         if mask is None:
@@ -83,8 +83,6 @@ def make_source(spec: str, data_dir: str = "") -> MaskSource:
 
 def _register_builtin() -> None:
     """Imports the modules that register the heavier sources (they import TF, cv2, …)."""
-    import importlib
-
     for module in ("maae_tf.data.masks.celebamask_hq", "maae_tf.data.masks.segmenter", "maae_tf.data.masks.landmarks"):
         try:
             importlib.import_module(module)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 
+import cv2
 import numpy as np
 
 from maae_tf.data.masks import BACKGROUND, FOREGROUND, SOURCES, MaskUnavailable
@@ -89,8 +90,6 @@ class CelebAMaskHQSource:
         """The class-id map of image `stem`, or None when DIR has none. Per-part masks are merged
         in CLASS_NAMES order (a later part overwrites an earlier one, as the release's own
         script does)."""
-        import cv2
-
         path = os.path.join(self.root, stem + ".png")
         if os.path.isfile(path):
             m = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
@@ -117,8 +116,6 @@ class CelebAMaskHQSource:
         return out
 
     def __call__(self, image: np.ndarray, *, name: str, landmarks: np.ndarray | None = None) -> np.ndarray:
-        import cv2
-
         stem = os.path.splitext(os.path.basename(name))[0]
         m = self.label_map(stem)
         if m is None:

@@ -2,7 +2,7 @@
 
     python -m maae_tf.data.masks.evaluate --celebamask_hq=DIR \
         [--sources=celebamask_hq,segmenter,landmarks] [--frame=aligned|native] \
-        [--scale=1] [--landmarks=FILE] [--classes=1-15] [--repeats=3] [--out_dir=DIR] [--fetch]
+        [--scale=1] [--landmarks_file=FILE] [--classes=1-15] [--repeats=3] [--out=DIR] [--fetch]
 
 The folder holds photos `N.jpg` and their 19-class label maps `N.png` (any size; the map is
 taken to frame the photo). Reference foreground = the map's classes `--classes` (face + hair,
@@ -11,7 +11,7 @@ taken to frame the photo). Reference foreground = the map's classes `--classes` 
 Sources see what dataset preparation gives them. CelebA-HQ photos are not in CelebA's aligned
 178×218 frame and come without landmarks, so by default (`--frame=aligned`) each photo is brought
 into that frame: dlib's 68-point landmarks (`maae_tf.data.faces.DlibDetector`, largest face; or the 5
-points of `--landmarks`, lines `N.jpg x1 y1 ... x5 y5` in photo pixels) give CelebA's 5 points and
+points of `--landmarks_file`, lines `N.jpg x1 y1 ... x5 y5` in photo pixels) give CelebA's 5 points and
 the similarity CelebA's own alignment uses (`Face.to_aligned`: eyes and mouth centre onto the
 authors' targets); the photo is area-downscaled and warped into 178×218, the label map warped
 with nearest neighbour, the 5 points mapped along. IoU counts only the aligned pixels that the
@@ -40,9 +40,15 @@ import os
 import sys
 import time
 
+import cv2
 import numpy as np
 
+from maae_tf.data.faces import ALIGNED_H, ALIGNED_W, DlibDetector, celeba_face, compose, scale_of
+from maae_tf.data.faces import apply as apply_t
 from maae_tf.data.masks import MaskUnavailable, check_mask, make_source
+from maae_tf.data.masks.celebamask_hq import FACE_HAIR, CelebAMaskHQSource, foreground_of, parse_classes
+from maae_tf.data.masks.segmenter import fetch_segmenter_model
+from maae_tf.files import read_image, write_image
 
 DEFAULT_SOURCES = ("celebamask_hq", "segmenter", "landmarks")
 
@@ -100,13 +106,6 @@ class Sample:
     photo-sized boolean mask into the same frame."""
 
     def __init__(self, stem, photo, label_map, classes, points5, frame, scale=1.0):
-        import cv2
-
-        from maae_tf.data.faces import ALIGNED_H, ALIGNED_W, celeba_face, compose, scale_of
-        from maae_tf.data.faces import apply as apply_t
-
-        from maae_tf.data.masks.celebamask_hq import foreground_of
-
         self.stem, self.name, self.photo = stem, stem + ".jpg", photo
         h, w = photo.shape[:2]
         fg = foreground_of(label_map, classes).astype(np.uint8)
@@ -138,8 +137,6 @@ class Sample:
         self.landmarks = apply_t(m, points5).astype(np.float32)
 
     def to_frame(self, photo_fg: np.ndarray) -> np.ndarray:
-        import cv2
-
         if self.m is None:
             return photo_fg
         return cv2.warpAffine(photo_fg.astype(np.uint8), self.m, (self.image.shape[1], self.image.shape[0]),
@@ -165,11 +162,6 @@ def evaluate(folder: str, sources=DEFAULT_SOURCES, frame: str = "aligned", landm
              classes=None, repeats: int = 3, out_dir: str | None = None, fetch: bool = False, out=print,
              scale: float = 1.0):
     """Runs the evaluation described in the module docstring; returns {source: mean IoU}."""
-    import cv2
-
-    from maae_tf.files import read_image
-    from maae_tf.data.masks.celebamask_hq import FACE_HAIR, CelebAMaskHQSource
-
     classes = tuple(classes or FACE_HAIR)
     if frame not in ("aligned", "native"):
         raise ValueError(f"--frame must be aligned or native, not {frame!r}")
@@ -190,8 +182,6 @@ def evaluate(folder: str, sources=DEFAULT_SOURCES, frame: str = "aligned", landm
                 built[spec] = CelebAMaskHQSource(folder, classes)
             else:
                 if kind == "segmenter" and fetch:
-                    from maae_tf.data.masks.segmenter import fetch_segmenter_model
-
                     fetch_segmenter_model()
                 built[spec] = make_source(spec, folder)
         except (FileNotFoundError, RuntimeError, ValueError) as e:
@@ -208,10 +198,8 @@ def evaluate(folder: str, sources=DEFAULT_SOURCES, frame: str = "aligned", landm
             raise ValueError(f"{label_path}: not a readable PNG")
         if given is not None:
             points5 = given.get(stem)
-            how = "given" if points5 is not None else "missing from --landmarks"
+            how = "given" if points5 is not None else "missing from --landmarks_file"
         else:
-            from maae_tf.data.faces import DlibDetector
-
             detector = detector or DlibDetector()
             faces = detector(photo)
             face = max(faces, key=lambda f: f.box[2] - f.box[0]) if faces else None
@@ -247,10 +235,6 @@ def evaluate(folder: str, sources=DEFAULT_SOURCES, frame: str = "aligned", landm
 
 def _write_overlay(out_dir, stem, spec, sample, fg):
     """image | reference | prediction, red = missed, blue = extra, grey = outside the valid area."""
-    import cv2
-
-    from maae_tf.files import write_image
-
     ref, valid = sample.ref, sample.valid
     diff = np.zeros(ref.shape + (3,), np.uint8)
     diff[ref & fg] = 255
@@ -266,34 +250,22 @@ def _write_overlay(out_dir, stem, spec, sample, fg):
                 np.concatenate([img, refv, diff], 1))
 
 
-def main(argv=None) -> int:
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="python -m maae_tf.data.masks.evaluate", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--celebamask_hq", required=True, help="folder of N.jpg photos with N.png label maps")
-    ap.add_argument("--sources", default=",".join(DEFAULT_SOURCES),
-                    help="comma-separated mask sources (a source's options after ':' use '+' instead of ',')")
-    ap.add_argument("--frame", default="aligned", choices=("aligned", "native"))
-    ap.add_argument("--scale", type=float, default=1.0,
-                    help="the aligned frame at this fraction of 178x218 (0.5: the dev set's 89x109)")
-    ap.add_argument("--landmarks", help="5-point landmarks per photo (N.jpg x1 y1 ... x5 y5); default dlib")
-    ap.add_argument("--classes", default="1-15", help="foreground classes of the label maps (default face + hair)")
-    ap.add_argument("--repeats", type=int, default=3, help="calls per source and photo for the timing")
-    ap.add_argument("--out_dir", help="write image | reference | prediction overlays here")
-    ap.add_argument("--fetch", action="store_true", help="download the segmentation model when not cached")
-    args = ap.parse_args(argv)
-
-    from maae_tf.data.masks.celebamask_hq import parse_classes
-
-    sources = [s.strip().replace("+", ",") for s in args.sources.split(",") if s.strip()]
+def evaluate_command(folder: str, sources: str, frame: str, landmarks_file: str | None, classes: str,
+                     repeats: int, out_dir: str | None, fetch: bool, scale: float) -> int:
+    """`python -m maae_tf.data.masks.evaluate`: `evaluate` of the comma-separated `sources` (a
+    source's options after ':' use '+' instead of ',') and the `classes` range; the exit code: 0,
+    1 when a source could not be evaluated, 2 (after one `error:` line) on a bad input."""
+    specs = [s.strip().replace("+", ",") for s in sources.split(",") if s.strip()]
     try:
-        _, failed = evaluate(args.celebamask_hq, sources, args.frame, args.landmarks, parse_classes(args.classes),
-                             args.repeats, args.out_dir, args.fetch, scale=args.scale)
+        _, failed = evaluate(folder, specs, frame, landmarks_file, parse_classes(classes), repeats, out_dir, fetch,
+                             scale=scale)
     except (FileNotFoundError, ValueError, RuntimeError) as e:  # RuntimeError: dlib missing
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 1 if failed else 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # the documented `python -m maae_tf.data.masks.evaluate`: the command is maae_tf/evaluate_masks.py
+    import runpy
+
+    runpy.run_module("maae_tf.evaluate_masks", run_name="__main__", alter_sys=True)

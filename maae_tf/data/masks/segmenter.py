@@ -44,10 +44,13 @@ import os
 import subprocess
 import sys
 import tempfile
+import warnings
 import zipfile
 
+import cv2
 import numpy as np
 
+from maae_tf.data.faces import ALIGNED_H, ALIGNED_W, TEMPLATE_CELEBA5, DlibDetector
 from maae_tf.data.masks import SOURCES, MaskUnavailable
 from maae_tf.data.masks.celebamask_hq import to_mask
 
@@ -152,9 +155,7 @@ class Segmenter:
                                      f"with pip, ~36 MB, keeps only the 250 KB model)")
         if sha256 is not None and sha256_of(path) != sha256:
             raise RuntimeError(f"{path} has sha256 {sha256_of(path)}, expected {sha256}: delete it and fetch again")
-        import warnings
-
-        import tensorflow as tf
+        import tensorflow as tf  # only this source runs a TF model: importing the mask sources stays light
 
         with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated": it still works in TF 2.21
             warnings.simplefilter("ignore")
@@ -170,8 +171,6 @@ class Segmenter:
 
     def probability(self, image: np.ndarray) -> np.ndarray:
         """float32 [H, W] person probability of an RGB uint8 [H, W, 3] image."""
-        import cv2
-
         h, w = image.shape[:2]
         shrink = w > self.input_w or h > self.input_h
         x = cv2.resize(image[:, :, :3], (self.input_w, self.input_h),
@@ -212,8 +211,6 @@ def template_landmarks(shape) -> np.ndarray:
     """CelebA's mean 5 landmarks (TEMPLATE_CELEBA5) in an [H, W] aligned photo of any size
     (pixel centres mapped as a resize maps them); ValueError for other proportions, where the
     template says nothing about where the face is."""
-    from maae_tf.data.faces import ALIGNED_H, ALIGNED_W, TEMPLATE_CELEBA5
-
     h, w = shape[:2]
     if abs((w / h) / (ALIGNED_W / ALIGNED_H) - 1.0) > 0.02:
         raise ValueError(f"the image is {w}x{h}, not an aligned CelebA photo ({ALIGNED_W}x{ALIGNED_H} proportions)")
@@ -260,11 +257,7 @@ class SegmenterSource:
 
     def _detect(self, image: np.ndarray, scale: int = 1) -> np.ndarray | None:
         """5 points of the largest face dlib finds in `image` enlarged `scale`× (in `image`'s pixels), or None."""
-        import cv2
-
         if self._detector is None:
-            from maae_tf.data.faces import DlibDetector
-
             self._detector = DlibDetector()
         rgb = image[:, :, :3]
         if scale != 1:
@@ -341,22 +334,16 @@ def make(arg: str | None, data_dir: str = "") -> SegmenterSource:
 SOURCES["segmenter"] = make
 
 
-def main(argv=None) -> int:
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="python -m maae_tf.data.masks.segmenter",
-                                 description="Fetch (download + extract + verify) the selfie-segmentation model.")
-    ap.add_argument("--fetch", action="store_true", help="download the model into the cache (if not there)")
-    ap.add_argument("--wheel", help="read the model from this mediapipe wheel instead of downloading it")
-    ap.add_argument("--cache_dir", help="cache folder (default $MAAE_TF_CACHE or ~/.cache/maae_tf)")
-    args = ap.parse_args(argv)
-    if not (args.fetch or args.wheel):
-        path = model_path(args.cache_dir)
+def fetch_command(fetch: bool, wheel: str | None, cache_dir: str | None) -> int:
+    """`python -m maae_tf.data.masks.segmenter`: with `fetch` or `wheel`, `fetch_segmenter_model`
+    (exit 0, or 2 after one `error:` line); else says whether the model is cached (exit 0 or 1)."""
+    if not (fetch or wheel):
+        path = model_path(cache_dir)
         ok = os.path.isfile(path) and sha256_of(path) == MODEL_SHA256
         print(f"{path}: {'cached, sha256 ok' if ok else 'not cached (run with --fetch)'}")
         return 0 if ok else 1
     try:
-        path = fetch_segmenter_model(args.cache_dir, args.wheel)
+        path = fetch_segmenter_model(cache_dir, wheel)
     except RuntimeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -364,5 +351,7 @@ def main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # the documented `python -m maae_tf.data.masks.segmenter --fetch`: the command is maae_tf/segmenter.py
+    import runpy
+
+    runpy.run_module("maae_tf.segmenter", run_name="__main__", alter_sys=True)

@@ -1,7 +1,7 @@
 """ModelServerDouble: a TEST DOUBLE for `tensorflow_model_server`, in process, on 127.0.0.1.
 
 The real TF Serving binary is not on PyPI nor in Debian and cannot run on the machines this
-project is tested on (docs/stack.md), so tests and `maae_tf.serving.bench` talk to
+project is tested on (docs/stack.md), so tests and `benchmarks/serving_bench.py` talk to
 this stand-in instead. It is not a server to deploy: deploy `tensorflow/serving` (serving/README.md).
 
 It does what tensorflow_model_server does on the paths the client uses, the same way:
@@ -393,13 +393,13 @@ def _rest_handler(server: ModelServerDouble):
 
 
 def main(argv=None) -> int:
-    """`python -m maae_tf.serving.double`: runs the test double in the foreground, for trying the
+    """`python tests/support/tf_serving_double.py`: runs the test double in the foreground, for trying the
     client by hand where tensorflow_model_server cannot run. Not for deployment."""
     import argparse
     import signal
     import sys
 
-    p = argparse.ArgumentParser(prog="python -m maae_tf.serving.double", description=main.__doc__)
+    p = argparse.ArgumentParser(prog="python tests/support/tf_serving_double.py", description=main.__doc__)
     p.add_argument("--model", action="append", default=[], metavar="NAME=BASE", help="a model and its base path")
     p.add_argument("--model_config_file", help="a TF Serving models.config instead of --model")
     p.add_argument("--rewrite", default=None, metavar="FROM=TO",
