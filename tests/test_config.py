@@ -142,3 +142,12 @@ def test_by_attribute_settings_apply_to_their_attribute_unless_set_on_the_comman
     c.attr = "blond_hair"
     with pytest.raises(ValueError, match="by_attribute.blond_hair.loss.d_augmentation"):
         for_attribute(c)
+
+
+def test_an_unknown_attribute_under_by_attribute_is_named_with_the_known_names():
+    c = base_config()
+    c.by_attribute = {"blond_hair": {"width": 0.5}, "mouth_opne": {"width": 0.25}}
+    with pytest.raises(ValueError) as e:
+        for_attribute(c)  # refused whatever the run's attribute: it would never apply
+    assert str(e.value).startswith("by_attribute.mouth_opne: unknown attribute 'mouth_opne'")
+    assert "mouth_open" in str(e.value) and "blond_hair" in str(e.value)
