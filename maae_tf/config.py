@@ -244,7 +244,7 @@ def for_attribute(c: ml_collections.ConfigDict, overridden=()) -> ml_collections
     `overridden` (those the user set on the command line)."""
     name = attributes.resolve(c.attr)
     for attr, settings in c.by_attribute.items():
-        if attributes.resolve(attr) != name:
+        if _by_attribute_name(attr) != name:
             continue
         for key in _key_paths(settings):
             value = _lookup(settings, key)
@@ -256,6 +256,15 @@ def for_attribute(c: ml_collections.ConfigDict, overridden=()) -> ml_collections
                 raise ValueError(f"by_attribute.{attr}.{key}: the config has no key {key!r}")
             target[leaf] = value
     return c
+
+
+def _by_attribute_name(attr: str) -> str:
+    """The CelebA name of a key of config.by_attribute; a key that names no attribute is refused
+    (a misspelt name would otherwise silently apply to no run)."""
+    try:
+        return attributes.resolve(attr)
+    except ValueError as e:
+        raise ValueError(f"by_attribute.{attr}: {e}") from None
 
 
 def _lookup(config, dotted: str):

@@ -35,6 +35,8 @@ import sys
 from absl import app, flags
 
 from maae_tf import config as config_lib
+from maae_tf.evaluation import classifier
+from maae_tf.files import write_text_atomic
 
 PEERS_REFERENCE = "peers' reference: 94.5 % mean on CelebA's test split (40 attributes)"
 
@@ -58,14 +60,12 @@ FLAGS = flags.FLAGS
 def settings():
     """(config, attrs or None for 'all', steps, batch, seed) from --workdir's config (the flags given
     override it) or from base_config and the flags."""
-    from maae_tf.config import base_config, load_workdir_config
-
     if FLAGS.workdir:
-        config = load_workdir_config(FLAGS.workdir)
+        config = config_lib.load_workdir_config(FLAGS.workdir)
         steps, batch, seed = int(config.eval.classifier_steps), int(config.eval.classifier_batch), int(config.seed)
         given = lambda name: FLAGS[name].present
     else:
-        config = base_config()
+        config = config_lib.base_config()
         steps, batch, seed = FLAGS.steps, FLAGS.batch, FLAGS.seed
         given = lambda name: True
     if given("data_dir") and FLAGS.data_dir:
@@ -131,9 +131,6 @@ def report(info: dict, config, markdown: bool) -> str:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from maae_tf.evaluation import classifier
-    from maae_tf.files import write_text_atomic
-
     try:
         config, attrs, steps, batch, seed = settings()
         _, info = classifier.for_dataset(config, attrs, steps=steps, batch=batch, seed=seed, width=FLAGS.width)

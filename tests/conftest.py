@@ -88,6 +88,36 @@ def tiny_celeba(tmp_path_factory) -> Path:
     return write_tiny_celeba(tmp_path_factory.mktemp("tiny_celeba") / "celeba")
 
 
+# ------------------------------------------------------------------------------------------ configs
+def tiny_config(data_dir=None, **overrides):
+    """The smallest run config, shared by every test: 32 px, channel widths x 1/16, 2 pairs a batch,
+    a frozen random F_ID, TINY_ATTR, on `data_dir` when given. `overrides` name keys as
+    `python -m maae_tf.train --config.KEY` does, nested ones dotted: tiny_config(**{"loss.alpha_id": 0.0})."""
+    from maae_tf.config import base_config
+
+    c = base_config()
+    c.attr = TINY_ATTR
+    c.image_size, c.width, c.batch_size, c.shuffle_buffer = 32, 0.0625, 2, 64
+    c.identity.source = "random"
+    if data_dir is not None:
+        c.data_dir = str(data_dir)
+    c.update_from_flattened_dict(overrides)
+    return c
+
+
+def tiny_spec(**overrides):
+    """The ModelSpec of `tiny_config(**overrides)`: what MAAE and build_model take."""
+    from maae_tf.model.spec import ModelSpec
+
+    return ModelSpec.from_config(tiny_config(**overrides))
+
+
+def tiny_train_config(data_dir, image_size: int = 64, **overrides):
+    """tiny_config for a whole M-AAE run on a tiny set: 2 steps, a checkpoint at the end, every step logged."""
+    return tiny_config(data_dir, image_size=image_size, train_steps=2, checkpoint_every=2, log_every=1,
+                       image_every=0, **overrides)
+
+
 # ------------------------------------------------------------------------------- trained-run stand-ins
 def write_run(workdir, attr: str, seed: int = 0, image_size: int = 32, step: int = 3, **overrides):
     """A workdir as `maae_tf.training.loop` leaves it (config.json + checkpoints/ckpt-<step>) holding a tiny
@@ -95,17 +125,14 @@ def write_run(workdir, attr: str, seed: int = 0, image_size: int = 32, step: int
     import keras
     import tensorflow as tf
 
-    from maae_tf.config import base_config, save_workdir_config
+    from maae_tf.config import save_workdir_config
     from maae_tf.model.maae import build_model, checkpoint
+    from maae_tf.model.spec import ModelSpec
 
-    c = base_config()
-    c.attr, c.seed, c.image_size, c.width, c.init = attr, seed, image_size, 0.0625, "glorot"
-    c.identity.source = "random"
-    for k, v in overrides.items():
-        c[k] = v
+    c = tiny_config(attr=attr, seed=seed, image_size=image_size, init="glorot", **overrides)
     save_workdir_config(c, str(workdir))
     keras.utils.set_random_seed(seed)
-    model = build_model(c, identity=False)
+    model = build_model(ModelSpec.from_config(c), identity=False)
     model.g_optimizer.iterations.assign(step)
     manager = tf.train.CheckpointManager(checkpoint(model), str(Path(workdir) / "checkpoints"), max_to_keep=2)
     manager.save(checkpoint_number=step)
@@ -125,24 +152,3 @@ def exported(tmp_path_factory):
     pair = export.export([str(run_a), str(run_b)], str(root / "models" / "pair"))
     return {"root": root, "runs": (run_a, run_b), "models": (model_a, model_b),
             "single": Path(single), "pair": Path(pair)}
-
-
-def tiny_train_config(data_dir, image_size: int = 64, **overrides):
-    """The smallest M-AAE run config on a tiny set: 2 steps of 2 pairs, random frozen F_ID."""
-    from maae_tf.config import base_config
-
-    c = base_config()
-    c.attr = TINY_ATTR
-    c.data_dir = str(data_dir)
-    c.image_size = image_size
-    c.width = 0.0625
-    c.batch_size = 2
-    c.shuffle_buffer = 64
-    c.identity.source = "random"
-    c.train_steps = 2
-    c.checkpoint_every = 2
-    c.log_every = 1
-    c.image_every = 0
-    for key, value in overrides.items():
-        c[key] = value
-    return c

@@ -21,15 +21,6 @@ import tensorflow as tf  # noqa: E402
 GLOBAL_BATCH, SIZE, STEPS = 4, 32, 3
 
 
-def tiny_config():
-    from maae_tf.config import base_config
-
-    c = base_config()
-    c.image_size, c.width, c.batch_size, c.identity.source = SIZE, 0.0625, GLOBAL_BATCH, "random"
-    c.init = "glorot"
-    return c
-
-
 def batches() -> tf.data.Dataset:
     """STEPS fixed global batches, the same in every process."""
     rng = np.random.default_rng(0)
@@ -40,6 +31,7 @@ def batches() -> tf.data.Dataset:
 
 
 def main(kind: str, out: str, init: str | None) -> None:
+    from conftest import tiny_spec  # tests/ is sys.path[0]: this file runs as a script there
     from maae_tf.training import distribute
     from maae_tf.model.maae import build_model
 
@@ -53,7 +45,7 @@ def main(kind: str, out: str, init: str | None) -> None:
 
     keras.utils.set_random_seed(0)  # the same initial weights in every process and every run
     with strategy.scope():
-        model = build_model(tiny_config())
+        model = build_model(tiny_spec(image_size=SIZE, batch_size=GLOBAL_BATCH, init="glorot"))
     if kind == "one_device" and init:
         np.savez(init, *model.get_weights())
     elif init:

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 from hypothesis import given, settings, strategies as st
 
-from maae_tf.config import base_config
+from conftest import tiny_config, tiny_spec
 from maae_tf.model import augment
 from maae_tf.training.settings import check
 
@@ -45,8 +45,7 @@ def test_gradients_pass_through_the_augmentation():
 
 
 def test_policies_are_checked():
-    c = base_config()
-    c.loss.d_augment = "translation,cutout"
+    c = tiny_config(**{"loss.d_augment": "translation,cutout"})
     check(c)
     c.loss.d_augment = "translation,colour"
     with pytest.raises(ValueError, match="colour"):
@@ -58,11 +57,8 @@ def test_a_training_step_with_augmented_d():
     from maae_tf.model.maae import build_model
 
     keras.utils.set_random_seed(0)
-    c = base_config()
-    c.image_size, c.width, c.batch_size = 32, 0.0625, 2
-    c.identity.source, c.loss.alpha_id = "none", 0.0
-    c.loss.d_augment = "translation,cutout"
-    m = build_model(c)
+    m = build_model(tiny_spec(**{"identity.source": "none", "loss.alpha_id": 0.0,
+                                 "loss.d_augment": "translation,cutout"}))
     rng = np.random.default_rng(0)
     x = lambda: tf.constant(rng.uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32))
     batch = {"x1": x(), "x2": x(), "m1": tf.ones((2, 32, 32, 1)), "m2": tf.ones((2, 32, 32, 1))}

@@ -12,20 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from conftest import tiny_config, tiny_spec
 from maae_tf.training import bench
-from maae_tf.config import base_config
 from maae_tf.model.maae import MAAE
+from maae_tf.model.spec import ModelSpec
 
 REPO = Path(__file__).resolve().parents[1]
 YARDSTICK = REPO.parent / "shared" / "bench" / "flops.py"
-
-
-def config(size, width, **kw):
-    c = base_config()
-    c.image_size, c.width, c.identity.source = size, width, "random"
-    for k, v in kw.items():
-        c[k] = v
-    return c
 
 
 @pytest.mark.skipif(not YARDSTICK.exists(), reason="../shared/bench/flops.py not present")
@@ -34,15 +27,15 @@ def test_forward_macs_equal_the_yardsticks_count(size, width):
     spec = importlib.util.spec_from_file_location("yardstick_flops", YARDSTICK)
     ref = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ref)
-    m = MAAE(config(size, width))  # transposed-conv decoder, as the yardstick
+    m = MAAE(tiny_spec(image_size=size, width=width))  # transposed-conv decoder, as the yardstick
     for ours, theirs in ((m.encoder, ref.encoder), (m.decoder, ref.decoder), (m.discriminator, ref.disc),
                          (m.identity, ref.idnet)):
         assert bench.forward_macs(ours) == sum(macs for _, macs in theirs(size, width)), ours.name
 
 
 def test_step_flops_follow_the_pass_counts():
-    c = config(32, 0.0625, batch_size=3, cycle_strength="fixed", adversarial_edits="flipping")
-    m = MAAE(c)
+    c = tiny_config(batch_size=3, cycle_strength="fixed", adversarial_edits="flipping")
+    m = MAAE(ModelSpec.from_config(c))
     flops = bench.step_flops(m, c)
     assert flops["encoder"] == 2 * bench.forward_macs(m.encoder) * 3 * (4 + 2 * 4)
     assert flops["decoder"] == 2 * bench.forward_macs(m.decoder) * 3 * (6 + 2 * 6)
@@ -54,7 +47,7 @@ def test_step_flops_follow_the_pass_counts():
     c.adversarial_edits = "all"  # G(x1, -δ0), G(x2, +δ0): two more decoder passes, two more D passes per loss
     assert bench.step_flops(m, c)["decoder"] == 2 * bench.forward_macs(m.decoder) * 3 * (10 + 2 * 10)
     assert bench.step_flops(m, c)["discriminator"] == 2 * bench.forward_macs(m.discriminator) * 3 * (10 + 2 * 10)
-    up = MAAE(config(32, 0.0625, upsample="resize"))
+    up = MAAE(tiny_spec(upsample="resize"))
     assert bench.forward_macs(up.decoder) > bench.forward_macs(m.decoder)  # convs at the upsampled size
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import tiny_config
 from maae_tf import attributes
-from maae_tf.config import base_config
 from maae_tf.data import celeba, pipeline
 from maae_tf.data import layout as release
 
@@ -74,17 +74,6 @@ def make_layout(root: Path, n: int = N, masks: bool = True, identities: bool = T
             mask[: h // 2] = 255  # top half background
             cv2.imwrite(str(root / release.MASK_DIR / _name(i).replace(".jpg", ".png")), mask)
     return root
-
-
-def make_config(data_dir, **kw):
-    c = base_config()
-    c.data_dir = str(data_dir)
-    c.image_size = 32
-    c.batch_size = 3
-    c.shuffle_buffer = 64
-    for k, v in kw.items():
-        c[k] = v
-    return c
 
 
 @pytest.fixture
@@ -182,11 +171,11 @@ def test_check_layout_message(tmp_path, case):
     if case == "no_images":
         assert "img_align_celeba/ is empty" in msg
     with pytest.raises(FileNotFoundError):
-        pipeline.pairs_dataset(make_config(data_dir))
+        pipeline.pairs_dataset(tiny_config(data_dir))
 
 
 def test_split_files_and_missing_image(layout):
-    c = make_config(layout)
+    c = tiny_config(layout)
     counts = {s: len(release.split_files(c, s)[0]) for s in ("train", "val", "test", "all")}
     assert counts == {"train": 8, "val": 2, "test": 2, "all": 12}
     paths, labels = release.split_files(c, "test")
@@ -223,14 +212,14 @@ def test_load_example_crop_resize_and_mask(tmp_path):
     mask[: TOP + SIDE // 2] = 255  # background above the crop's middle row
     cv2.imwrite(str(root / release.MASK_DIR / "000001.png"), mask)
     for size in (32, 64):
-        x, m = _load(make_config(root, image_size=size), 0, root)
+        x, m = _load(tiny_config(root, image_size=size), 0, root)
         assert x.shape == (size, size, 3) and x.dtype == np.float32
         assert m.shape == (size, size, 1) and m.dtype == np.float32
         assert x.min() >= -1.0 and x.max() <= 1.0 and m.min() >= 0.0 and m.max() <= 1.0
         inner = x[2:-2, 2:-2]  # JPEG chroma bleeds a little at the window's edge
         assert inner[..., 0].min() > 0.8 and inner[..., 1:].max() < -0.8  # RGB order, no white
         assert m[: size // 2 - 1].min() > 0.99 and m[size // 2 + 1:].max() < 0.01
-    _, m0 = _load(make_config(root), 0, root, mask=False)
+    _, m0 = _load(tiny_config(root), 0, root, mask=False)
     assert m0.shape == (32, 32, 1) and not m0.any()
 
 
@@ -242,11 +231,11 @@ def test_relative_crop_works_on_half_size_copy(tmp_path):
         t, l, s = round(TOP * h / H), round(LEFT * w / W), round(SIDE * h / H)
         image[t:t + s, l:l + s] = 10
         cv2.imwrite(str(root / release.IMAGE_DIR / _name(0)), image, [cv2.IMWRITE_JPEG_QUALITY, 100])
-    a, _ = _load(make_config(full), 0, full, mask=False)
-    b, _ = _load(make_config(half), 0, half, mask=False)
+    a, _ = _load(tiny_config(full), 0, full, mask=False)
+    b, _ = _load(tiny_config(half), 0, half, mask=False)
     assert a[1:-1, 1:-1].max() < -0.8 and b[1:-1, 1:-1].max() < -0.8
     # The mask of a half-size copy is enlarged (85 -> 128 px): top half background, bottom not.
-    _, m = _load(make_config(half, image_size=128), 0, half)
+    _, m = _load(tiny_config(half, image_size=128), 0, half)
     assert m.shape == (128, 128, 1) and m[:55].min() > 0.99 and m[70:].max() < 0.01
 
 
@@ -255,7 +244,7 @@ def test_corrupt_jpeg_error_names_file(layout):
     data = bad.read_bytes()
     bad.write_bytes(data[: len(data) // 2])
     with pytest.raises(tf.errors.InvalidArgumentError, match=_name(10)):
-        for _ in pipeline.images_dataset(make_config(layout), "test"):
+        for _ in pipeline.images_dataset(tiny_config(layout), "test"):
             pass
     assert [p for p, _ in celeba.find_corrupt_images([bad])] == [str(bad)]
 
@@ -264,7 +253,7 @@ def test_corrupt_jpeg_error_names_file(layout):
 
 
 def test_pairs_are_balanced_with_masks(layout):
-    c = make_config(layout, batch_size=5)
+    c = tiny_config(layout, batch_size=5)
     batches = list(pipeline.pairs_dataset(c, "train").take(4).as_numpy_iterator())
     for b in batches:
         assert set(b) == {"x1", "x2", "m1", "m2"}
@@ -281,12 +270,12 @@ def test_pairs_are_balanced_with_masks(layout):
 
 
 def test_pairs_without_masks_are_zero(layout_nomask):
-    b = next(iter(pipeline.pairs_dataset(make_config(layout_nomask))))
+    b = next(iter(pipeline.pairs_dataset(tiny_config(layout_nomask))))
     assert not b["m1"].numpy().any() and not b["m2"].numpy().any()
 
 
 def test_pairs_need_both_sides(layout):
-    c = make_config(layout, attr="Bald")
+    c = tiny_config(layout, attr="Bald")
     files, labels = release.read_attributes(str(layout))
     col = attributes.index("bald")
     rows = [(f, [(-1 if j == col else v) for j, v in enumerate(l)]) for f, l in zip(files, labels)]
@@ -297,7 +286,7 @@ def test_pairs_need_both_sides(layout):
 
 def test_pairs_deterministic_with_seed(layout):
     def order(seed):
-        ds = pipeline.pairs_dataset(make_config(layout, seed=seed, batch_size=4), "train")
+        ds = pipeline.pairs_dataset(tiny_config(layout, seed=seed, batch_size=4), "train")
         return [(_which(b["x1"]), _which(b["x2"])) for b in ds.take(4).as_numpy_iterator()]
 
     assert order(3) == order(3)
@@ -305,7 +294,7 @@ def test_pairs_deterministic_with_seed(layout):
 
 
 def test_images_dataset_order_labels_and_last_batch(layout):
-    c = make_config(layout)
+    c = tiny_config(layout, batch_size=3)
     batches = list(pipeline.images_dataset(c, "all", batch_size=5).as_numpy_iterator())
     assert [b["image"].shape[0] for b in batches] == [5, 5, 2]
     assert [i for b in batches for i in _which(b["image"])] == list(range(N))
@@ -324,7 +313,7 @@ def test_images_dataset_order_labels_and_last_batch(layout):
 @pytest.mark.skipif(not SAMPLE_DIR.is_dir(), reason=f"{SAMPLE_DIR} absent")
 @pytest.mark.parametrize("attr", ["mouth_open", "blond_hair"])
 def test_real_sample(attr):
-    c = make_config(SAMPLE_DIR, attr=attr, image_size=64, batch_size=4)
+    c = tiny_config(SAMPLE_DIR, attr=attr, image_size=64, batch_size=4)
     files, labels = release.read_attributes(str(SAMPLE_DIR))
     assert len(files) == 32 and labels.shape == (32, 40)
     col = attributes.index(attr)

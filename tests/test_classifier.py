@@ -14,25 +14,14 @@ import pytest
 from maae_tf import attributes
 
 from maae_tf.evaluation import classifier, classifier_data, classifier_training
-from maae_tf.config import base_config
 from maae_tf.data import layout, pipeline
 
-from conftest import TINY_ATTR, TINY_SPLITS, write_tiny_celeba  # noqa: E402  (tests/ is on sys.path)
+from conftest import TINY_ATTR, TINY_SPLITS, tiny_config, write_tiny_celeba  # noqa: E402  (tests/ is on sys.path)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MOUTH = attributes.resolve(TINY_ATTR)
 STEPS, BATCH, WIDTH = 30, 8, 0.125
-
-
-def tiny_config(data_dir, image_size=32):
-    c = base_config()
-    c.attr = TINY_ATTR
-    c.data_dir = str(data_dir)
-    c.image_size = image_size
-    c.shuffle_buffer = 64
-    c.eval.classifier_steps = STEPS
-    c.eval.classifier_batch = BATCH
-    return c
+JUDGE = {"eval.classifier_steps": STEPS, "eval.classifier_batch": BATCH}  # every test's classifier
 
 
 @pytest.fixture(autouse=True)
@@ -43,7 +32,7 @@ def private_cache(tmp_path, monkeypatch):
 
 
 def test_classifier_learns_an_obvious_colour_and_is_deterministic(tiny_celeba):
-    cfg = tiny_config(tiny_celeba)
+    cfg = tiny_config(tiny_celeba, **JUDGE)
     model = classifier_training.train_classifier(cfg, [TINY_ATTR], steps=STEPS, batch=BATCH, seed=3, width=WIDTH)
     assert model.output_shape == (None, 1)
     acc = classifier_training.accuracy(model, cfg, [TINY_ATTR], split="test", details=True)
@@ -58,7 +47,7 @@ def test_classifier_learns_an_obvious_colour_and_is_deterministic(tiny_celeba):
 
 
 def test_default_attrs_dir_and_column(tiny_celeba, private_cache, tmp_path):
-    cfg = tiny_config(tiny_celeba)
+    cfg = tiny_config(tiny_celeba, **JUDGE)
     attrs = classifier.default_attrs(cfg)
     assert MOUTH in attrs and attrs == [a for a in attributes.CELEBA_ATTRIBUTES if a in attrs]
     folder = classifier.default_dir(cfg)
@@ -69,9 +58,9 @@ def test_default_attrs_dir_and_column(tiny_celeba, private_cache, tmp_path):
         os.path.dirname(folder), f"Blond_Hair+{MOUTH}")  # CelebA order, whatever the order asked
     assert re.fullmatch(r"4-attributes-[0-9a-f]{8}", os.path.basename(
         classifier.default_dir(cfg, ["mouth_open", "blond", "smiling", "male"])))
-    assert classifier.default_dir(tiny_config(tiny_celeba, 64)) != folder
+    assert classifier.default_dir(tiny_config(tiny_celeba, image_size=64, **JUDGE)) != folder
     (tmp_path / "link").symlink_to(tiny_celeba, target_is_directory=True)
-    assert classifier.default_dir(tiny_config(tmp_path / "link")) == folder  # one dataset, one classifier
+    assert classifier.default_dir(tiny_config(tmp_path / "link", **JUDGE)) == folder  # one dataset, one classifier
     cfg.crop_top = 0.0
     assert classifier.default_dir(cfg) != folder  # another crop, another classifier
     cfg.eval.classifier_dir = str(tmp_path / "mine")
@@ -95,7 +84,7 @@ def test_for_dataset_trains_once_reuses_and_retrains(tmp_path):
         values[attributes.index("Bald")] = "-1"
         lines[i] = name + " " + " ".join(f"{int(v):2d}" for v in values)
     attr_file.write_text("\n".join(lines) + "\n")
-    cfg = tiny_config(root)
+    cfg = tiny_config(root, **JUDGE)
     assert "Bald" not in classifier.default_attrs(cfg)
     kw = dict(width=WIDTH)
 
@@ -158,7 +147,7 @@ def test_cli_end_to_end(tiny_celeba, tmp_path, private_cache):
     assert "94.5 %" in out
     report = (tmp_path / "report" / "report.md").read_text()
     assert f"| {MOUTH} |" in report and "94.5 %" in report
-    cfg = tiny_config(tiny_celeba)
+    cfg = tiny_config(tiny_celeba, **JUDGE)
     assert os.path.isfile(os.path.join(classifier.default_dir(cfg, ["blond", TINY_ATTR]), classifier.WEIGHTS_FILE))
 
     # the in-process API reuses what the command trained
@@ -206,7 +195,7 @@ def test_augment_flips_and_shifts_by_seed_and_index():
 
 
 def paper_config(data_dir, attr=TINY_ATTR, n_test=10):
-    c = tiny_config(data_dir)
+    c = tiny_config(data_dir, **JUDGE)
     c.attr, c.split_protocol, c.split_test_per_attribute = attr, "paper", n_test
     return c
 
@@ -235,7 +224,7 @@ def test_own_held_out_split_is_disjoint_from_the_gan_test_images(no_test_partiti
     assert "no official test partition" in note and "the GAN's 10 test images of Mouth_Slightly_Open" in note
     # the same seed draws the same split; the official protocol keeps every image
     np.testing.assert_array_equal(classifier_data.split_plan(cfg)["role"], role)
-    official = classifier_data.split_plan(tiny_config(no_test_partition))
+    official = classifier_data.split_plan(tiny_config(no_test_partition, **JUDGE))
     assert official["excluded"] == 0 and official["exclusion"] is None
     assert (official["role"] != classifier_data.UNUSED).all()
 
@@ -254,8 +243,8 @@ def test_gan_test_images_never_train_on_the_official_partition(tiny_celeba):
 
 def test_the_exclusion_is_part_of_the_cache_key(no_test_partition):
     dirs = {classifier.default_dir(c) for c in (
-        tiny_config(no_test_partition), paper_config(no_test_partition), paper_config(no_test_partition, n_test=12),
-        paper_config(no_test_partition, attr="blond_hair"))}
+        tiny_config(no_test_partition, **JUDGE), paper_config(no_test_partition),
+        paper_config(no_test_partition, n_test=12), paper_config(no_test_partition, attr="blond_hair"))}
     assert len(dirs) == 4, dirs
     assert classifier.default_dir(paper_config(no_test_partition), [TINY_ATTR]).endswith(
         f"-without-Mouth_Slightly_Open-test/{MOUTH}")
@@ -264,9 +253,8 @@ def test_the_exclusion_is_part_of_the_cache_key(no_test_partition):
     assert classifier.default_dir(seeded) != classifier.default_dir(paper_config(no_test_partition))
     # an explicit folder is checked against the exclusion too: another exclusion is not reused
     a, b = paper_config(no_test_partition), paper_config(no_test_partition, n_test=12)
-    ia = classifier._identity(a, STEPS, BATCH, 0, WIDTH, classifier_data.split_plan(a))
-    ib = classifier._identity(b, STEPS, BATCH, 0, WIDTH, classifier_data.split_plan(b))
-    assert ia["excluded"] != ib["excluded"] and ia["excluded"]["images"] == 10
+    excluded_a, excluded_b = classifier_data.split_plan(a)["exclusion"], classifier_data.split_plan(b)["exclusion"]
+    assert excluded_a != excluded_b and excluded_a["images"] == 10
 
 
 def test_paper_protocol_on_a_folder_without_test_partition(no_test_partition, tmp_path):

@@ -1,5 +1,6 @@
 """Config schema, the config files, workdir round trip, attribute aliases."""
 
+import dataclasses
 import json
 import runpy
 from pathlib import Path
@@ -8,6 +9,8 @@ import pytest
 
 from maae_tf import attributes
 from maae_tf.config import base_config, for_attribute, load_workdir_config, save_workdir_config
+from maae_tf.model.spec import ModelSpec
+from maae_tf.training import settings
 from maae_tf.training.settings import check
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,6 +49,41 @@ def test_bad_settings_are_named(key, value, match):
     c[key] = value
     with pytest.raises(ValueError, match=match):
         check(c)
+
+
+@pytest.mark.parametrize("key", sorted(settings.CHOICES))
+def test_each_choice_is_checked_against_its_owners_values(key):
+    allowed = settings.CHOICES[key]
+    for value in allowed:
+        check(_with(key, value))
+    with pytest.raises(ValueError) as e:
+        check(_with(key, "nonsense"))
+    assert str(e.value).startswith(f"{key} must be ") and str(e.value).endswith("got 'nonsense'")
+    assert all(repr(value) in str(e.value) for value in allowed)
+
+
+def _with(key, value):
+    """The paper's config with `key` (dotted) set to `value` (F_ID source "none" without L_ID)."""
+    c = base_config()
+    c.update_from_flattened_dict({key: value})
+    if c.identity.source == "none":
+        c.loss.alpha_id = 0.0
+    return c
+
+
+def test_the_model_spec_of_an_old_run_is_what_that_run_trained(tmp_path):
+    c = base_config()
+    c.width, c.loss.d_augment = 0.5, "translation"
+    saved = {k: v for k, v in c.to_dict().items() if k != "adversarial_edits"}  # a version-1 file
+    del saved["loss"]["alpha_keep"]  # from before that term existed
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    spec = ModelSpec.from_config(load_workdir_config(str(tmp_path)))
+    assert spec.adversarial_edits == "flipping" and spec.networks.width == 0.5
+    assert spec.d_augment == ("translation",) and spec.losses.alpha_gan == 10.0
+    assert spec.losses.alpha_keep == 0.0
+    assert (spec.optimizer.learning_rate, spec.identity.source, spec.delta_mask) == (1e-4, "imagenet", "lattice")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.seed = 1
 
 
 def test_workdir_config_round_trip_and_old_runs_get_defaults(tmp_path):
@@ -104,3 +142,12 @@ def test_by_attribute_settings_apply_to_their_attribute_unless_set_on_the_comman
     c.attr = "blond_hair"
     with pytest.raises(ValueError, match="by_attribute.blond_hair.loss.d_augmentation"):
         for_attribute(c)
+
+
+def test_an_unknown_attribute_under_by_attribute_is_named_with_the_known_names():
+    c = base_config()
+    c.by_attribute = {"blond_hair": {"width": 0.5}, "mouth_opne": {"width": 0.25}}
+    with pytest.raises(ValueError) as e:
+        for_attribute(c)  # refused whatever the run's attribute: it would never apply
+    assert str(e.value).startswith("by_attribute.mouth_opne: unknown attribute 'mouth_opne'")
+    assert "mouth_open" in str(e.value) and "blond_hair" in str(e.value)

@@ -144,11 +144,10 @@ def test_strategy_names_and_tf_config(monkeypatch):
 
 
 def test_batch_must_split_over_replicas(tmp_path, tiny_celeba):
-    from maae_tf.config import base_config
+    from conftest import tiny_config
     from maae_tf.training.loop import train
 
-    c = base_config()
-    c.data_dir, c.batch_size, c.image_size, c.width = str(tiny_celeba), 3, 32, 0.0625
+    c = tiny_config(tiny_celeba, batch_size=3)
     two_replicas = SimpleNamespace(num_replicas_in_sync=2)  # only its replica count is read first
     with pytest.raises(ValueError, match="batch_size 3 .* multiple of the 2 replicas"):
         train(c, str(tmp_path / "w"), strategy=two_replicas)

@@ -26,12 +26,8 @@ from conftest import TINY_ATTR, TINY_SPLITS, tiny_train_config  # noqa: E402  (t
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def tiny_config(data_dir, image_size=32):
-    c = tiny_train_config(data_dir, image_size)
-    c.eval.num_images = 10
-    c.eval.classifier_steps = 30
-    c.eval.classifier_batch = 8
-    return c
+# every test's evaluation: 10 images, judged by a classifier of 30 steps
+EVAL = {"eval.num_images": 10, "eval.classifier_steps": 30, "eval.classifier_batch": 8}
 
 
 # ------------------------------------------------------------------------------------- metrics
@@ -180,7 +176,7 @@ def tiny_run(tiny_celeba, tmp_path_factory, private_cache):
     from maae_tf.training import loop as train
 
     workdir = tmp_path_factory.mktemp("run") / "run"
-    train.train(tiny_config(tiny_celeba, image_size=64), str(workdir))
+    train.train(tiny_train_config(tiny_celeba, **EVAL), str(workdir))
     return workdir
 
 
@@ -251,7 +247,7 @@ def test_compare_runs_in_one_table(tiny_run, tiny_celeba, tmp_path):
     from maae_tf.training import loop as train
 
     ablation = tmp_path / "entire"
-    cfg = tiny_config(tiny_celeba, image_size=64)
+    cfg = tiny_train_config(tiny_celeba, **EVAL)
     cfg.delta_mask = "entire"
     train.train(cfg, str(ablation))
     proc = _cli(f"--workdirs={tiny_run},{ablation}", "--num_images=4", "--num_examples=2",
@@ -282,7 +278,7 @@ def test_multi_attribute_table(tiny_run, tiny_celeba, tmp_path):
     from maae_tf.training import loop as train
 
     second = tmp_path / "smiling"
-    cfg = tiny_config(tiny_celeba, image_size=64)
+    cfg = tiny_train_config(tiny_celeba, **EVAL)
     cfg.attr = "smiling"
     train.train(cfg, str(second))
     proc = _cli(f"--compose={tiny_run},{second}", "--num_images=5", f"--out={tmp_path / 'multi'}")
@@ -315,7 +311,7 @@ def test_evaluate_workdir_without_checkpoint(tmp_path, tiny_celeba):
     from maae_tf import config as config_lib
     from maae_tf.evaluation import evaluate
 
-    config_lib.save_workdir_config(tiny_config(tiny_celeba, image_size=64), str(tmp_path))
+    config_lib.save_workdir_config(tiny_train_config(tiny_celeba, **EVAL), str(tmp_path))
     with pytest.raises(FileNotFoundError, match="checkpoint"):
         evaluate.evaluate(str(tmp_path))
     empty = tmp_path / "empty"

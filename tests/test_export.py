@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
+from maae_tf.config import load_workdir_config
 from maae_tf.model import editor as editor_lib
 from maae_tf.serving import export
 
@@ -90,7 +91,7 @@ def test_reload_parity_with_the_in_memory_networks(exported):
     model = exported["models"][0]
     sig = loaded(exported["single"])
     x = images()
-    editor = editor_lib.Editor([model], [model.cfg], [3])
+    editor = editor_lib.Editor([model], [load_workdir_config(exported["runs"][0])], [3])
     d = np.array([3.0, -2.0], np.float32)
     want = editor.edit(tf.constant(x), tf.constant(d))["images"].numpy()
     got = sig["serving_default"](images=tf.constant(x), delta=tf.constant(d))["images"].numpy()

@@ -15,6 +15,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from conftest import tiny_config
 from maae_tf.evaluation import identity as fi
 from maae_tf.config import base_config
 from maae_tf.files import read_image
@@ -28,7 +29,7 @@ KEYS = ("num_images", "jpeg_quality", "self_similarity_mean", "self_similarity_m
 
 def _dlib_or_skip():
     try:
-        fi._dlib_models()
+        fi.make_embedder("dlib")
     except RuntimeError as e:
         pytest.skip(f"dlib is not available: {e}")
 
@@ -62,14 +63,6 @@ def test_cosine_known_values_zero_rows_and_shape_errors():
 
 
 # --------------------------------------------------------------------------------- F_ID embedder
-def tiny_config():
-    c = base_config()
-    c.image_size = 32
-    c.width = 0.0625
-    c.identity.source = "random"
-    return c
-
-
 @pytest.fixture(scope="module")
 def fid():
     return fi.make_embedder("fid", tiny_config())
@@ -117,13 +110,18 @@ def test_auto_falls_back_to_fid_without_dlib(monkeypatch):
 
 
 # ------------------------------------------------------------------------------ separation_check
+def _batch(images) -> np.ndarray:
+    """A stand-in embedder's input as [N, S, S, 3], given a batch or one image."""
+    return np.asarray(images, np.float32).reshape(-1, *np.shape(images)[-3:])
+
+
 class _BrightnessEmbedder(fi.Embedder):
     """One-hot of the mean brightness in 8 bins: flat images of distinct greys are 8 'people'."""
 
     name = "brightness"
 
     def embed(self, images):
-        x = fi._as_batch(images)
+        x = _batch(images)
         e = np.zeros((len(x), 8))
         e[np.arange(len(x)), np.clip(((x.mean(axis=(1, 2, 3)) + 1) * 4).astype(int), 0, 7)] = 1.0
         return e
@@ -133,7 +131,7 @@ class _ConstantEmbedder(fi.Embedder):
     name = "constant"
 
     def embed(self, images):
-        return np.ones((len(fi._as_batch(images)), 4)) / 2.0
+        return np.ones((len(_batch(images)), 4)) / 2.0
 
 
 def test_separation_check_figures_and_ties():
@@ -171,7 +169,12 @@ def test_dlib_separates_real_people():
     np.testing.assert_allclose(fi.identity_similarity(emb, x, x), 1.0, atol=1e-9)
     # the fixed landmark box on the crop reproduces dlib's standard pipeline (its HOG detector and
     # the 5-point landmarks on the full 178x218 photo, then the descriptor)
-    dlib, predictor, recogniser = fi._dlib_models()
+    import dlib
+    from maae_tf.data.faces import shape_model_path
+
+    predictor = dlib.shape_predictor(shape_model_path(5))
+    recogniser = dlib.face_recognition_model_v1(os.path.join(os.path.dirname(shape_model_path(5)),
+                                                             fi.RECOGNITION_MODEL))
     detector = dlib.get_frontal_face_detector()
     agree = []
     for path, crop in zip(fi.image_files(SAMPLE_IMAGES, 8), crops):

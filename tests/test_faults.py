@@ -322,6 +322,16 @@ def test_a_misspelt_config_key_is_named_with_the_closest_valid_key(tmp_path, con
     assert not (tmp_path / "run").exists()
 
 
+def test_an_unknown_attribute_under_by_attribute_is_named(tmp_path):
+    config = tmp_path / "misspelt.py"
+    config.write_text("from maae_tf.config import base_config\n\n\ndef get_config():\n"
+                      "    c = base_config()\n    c.by_attribute = {'blond_hiar': {'width': 0.5}}\n    return c\n")
+    line = error_line(run("maae_tf.train", f"--config={config}", f"--workdir={tmp_path / 'run'}"))
+    assert line.startswith("error: by_attribute.blond_hiar: unknown attribute 'blond_hiar'")
+    assert "blond_hair" in line and "mouth_open" in line  # the known names
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_misspelt_nested_config_key_is_named():
     from maae_tf.config import describe_config_flag_error
 

@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 
 from maae_tf.training import identity as train_identity
-from maae_tf.config import base_config
 from maae_tf.data import synthetic
-from maae_tf.model.networks import build_identity
+from maae_tf.model.networks import IdentitySpec, build_identity
 from maae_tf.model.networks.identity import CONV_LAYERS, h5_width
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,9 +46,7 @@ def test_trains_and_writes_weights_the_identity_network_loads(faces, tmp_path):
     with h5py.File(out) as f:
         assert sorted(f) == sorted(CONV_LAYERS)
     assert h5_width(str(out)) == pytest.approx(0.0625)
-    c = base_config()
-    c.image_size, c.identity.source, c.identity.weights_path = 32, "h5", str(out)
-    net = build_identity(c)  # narrow weights load at their own width, frozen
+    net = build_identity(IdentitySpec("h5", str(out)), 32, 1.0)  # narrow weights load at their own width, frozen
     assert net.get_layer("block1_conv1").kernel.shape[-1] == 4 and not net.trainable
     with h5py.File(out) as f:
         np.testing.assert_array_equal(net.get_layer("block4_conv1").get_weights()[0], f["block4_conv1/kernel"][()])
@@ -57,10 +54,8 @@ def test_trains_and_writes_weights_the_identity_network_loads(faces, tmp_path):
 
 
 def test_missing_identities_or_weights_are_clear_errors(tmp_path, tiny_celeba):
-    c = base_config()
-    c.identity.source, c.identity.weights_path = "h5", str(tmp_path / "nope.h5")
     with pytest.raises(FileNotFoundError, match="identity weights file not found"):
-        build_identity(c)
+        build_identity(IdentitySpec("h5", str(tmp_path / "nope.h5")), 128, 1.0)
     r = subprocess.run([sys.executable, "-m", "maae_tf.train_identity", f"--data_dir={tmp_path}",
                         f"--out={tmp_path / 'x.h5'}"], cwd=REPO, capture_output=True, text=True, timeout=300,
                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))

@@ -1,28 +1,20 @@
 """Networks (paper Table 1), the partial dilated switch, the identity weight sources and one
 training step of MAAE, at 32 px and narrow widths."""
 
+import dataclasses
+
 import h5py
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import tiny_config, tiny_spec
 from maae_tf.model import lattice
-from maae_tf.config import base_config
 from maae_tf.model.maae import LOSS_TERMS, MAAE, build_model
-from maae_tf.model.networks import NEGATIVE, POSITIVE, build_identity, encoder_geometry
+from maae_tf.model.networks import NEGATIVE, POSITIVE, IdentitySpec, build_identity, encoder_geometry
 from maae_tf.model.networks.identity import CONV_LAYERS
-
-
-def small_config(**overrides):
-    c = base_config()
-    c.image_size = 32
-    c.width = 0.0625
-    c.batch_size = 2
-    c.identity.source = "random"
-    for k, v in overrides.items():
-        c[k] = v
-    return c
+from maae_tf.model.spec import ModelSpec
 
 
 def pairs(b=2, s=32, seed=0):
@@ -33,8 +25,7 @@ def pairs(b=2, s=32, seed=0):
 
 
 def test_shapes_follow_table_1():
-    c = small_config(image_size=64, width=0.25)
-    m = MAAE(c)
+    m = MAAE(tiny_spec(image_size=64, width=0.25))
     mu, logvar = m.encoder(tf.zeros((1, 64, 64, 3)))
     assert mu.shape == logvar.shape == (1, 16, 16, 128)  # S/4 x S/4 x C, C = 512 * 0.25
     assert m.decoder(mu).shape == (1, 64, 64, 3)
@@ -49,7 +40,7 @@ def test_shapes_follow_table_1():
 
 
 def test_output_range_and_float32_heads():
-    m = MAAE(small_config())
+    m = MAAE(tiny_spec())
     y = m.generate(tf.random.uniform((2, 32, 32, 3), -1, 1), 3.0)
     assert y.dtype == tf.float32
     assert float(tf.reduce_max(tf.abs(y))) <= 1.0
@@ -59,14 +50,14 @@ def test_output_range_and_float32_heads():
 
 def test_init_is_normal_0_02():
     keras.utils.set_random_seed(0)
-    m = MAAE(small_config(image_size=64, width=0.25))
+    m = MAAE(tiny_spec(image_size=64, width=0.25))
     k = m.decoder.get_layer("res1_a").kernel.numpy()
     assert abs(k.mean()) < 0.002 and abs(k.std() - 0.02) < 0.002
     assert np.all(m.decoder.get_layer("res1_a").bias.numpy() == 0)
 
 
 def test_lattice_is_derived_from_the_encoder():
-    m = MAAE(small_config(image_size=128, width=0.0625))
+    m = MAAE(tiny_spec(image_size=128, width=0.0625))
     expected = lattice.lattice_mask(encoder_geometry(), 128)
     np.testing.assert_array_equal(m.lattice, expected)
     assert int(m.lattice.sum()) == 121  # 11 x 11 of 32 x 32 (docs/method.md §3)
@@ -76,9 +67,9 @@ def test_lattice_is_derived_from_the_encoder():
 def test_delta_mask_switch_changes_nothing_else():
     """The ablation switch 'entire' only changes where δ is added (paper Fig. 5 (a) vs (b))."""
     keras.utils.set_random_seed(1)
-    a = MAAE(small_config(delta_mask="lattice"))
+    a = MAAE(tiny_spec(delta_mask="lattice"))
     keras.utils.set_random_seed(1)
-    b = MAAE(small_config(delta_mask="entire"))
+    b = MAAE(tiny_spec(delta_mask="entire"))
     for va, vb in zip(a.weights, b.weights):
         np.testing.assert_array_equal(va.numpy(), vb.numpy())
     assert np.all(b.lattice == 1) and 0 < a.lattice.mean() < 1
@@ -92,7 +83,7 @@ def test_delta_mask_switch_changes_nothing_else():
 
 
 def test_shift_takes_scalar_or_per_image_delta():
-    m = MAAE(small_config())
+    m = MAAE(tiny_spec())
     z = tf.zeros((3, 8, 8, 4))
     out = m.shift(z, tf.constant([1.0, -2.0, 0.0])).numpy()
     assert out[0].max() == 1.0 and out[1].min() == -2.0 and np.all(out[2] == 0)
@@ -101,7 +92,7 @@ def test_shift_takes_scalar_or_per_image_delta():
 @pytest.mark.parametrize("cycle", ["random", "fixed"])
 def test_train_step_updates_both_networks_and_tracks_every_term(cycle):
     keras.utils.set_random_seed(0)
-    m = build_model(small_config(cycle_strength=cycle))
+    m = build_model(tiny_spec(cycle_strength=cycle))
     g0 = [v.numpy().copy() for v in m.generator_variables]
     d0 = [v.numpy().copy() for v in m.discriminator.trainable_variables]
     i0 = [v.numpy().copy() for v in m.identity.weights]
@@ -114,7 +105,7 @@ def test_train_step_updates_both_networks_and_tracks_every_term(cycle):
         np.testing.assert_array_equal(a, v.numpy())
     assert int(m.g_optimizer.iterations.numpy()) == int(m.d_optimizer.iterations.numpy()) == 1
     # paper weights (Eq. 6): the total is the weighted sum of the tracked terms
-    w = m.cfg.loss
+    w = m.spec.losses
     total = (w.alpha_vae * float(logs["vae"]) + w.alpha_gan * float(logs["gan"]) + w.alpha_id * float(logs["id"])
              + w.alpha_cycle * float(logs["cycle"]) + w.alpha_mask * float(logs["mask"]))
     assert total == pytest.approx(float(logs["g_loss"]), rel=1e-5)
@@ -140,7 +131,7 @@ def test_d_judges_the_edits_adversarial_edits_names(edits, g_images, d_images):
     """docs/method.md §4: with "all", the G loss sends G(x1, ±δ0) and G(x2, ±δ0) through D and the
     D step sees x1, x2 and those four; with "flipping" only G(x1, +δ0) and G(x2, -δ0)."""
     keras.utils.set_random_seed(0)
-    m = build_model(small_config(adversarial_edits=edits))
+    m = build_model(tiny_spec(adversarial_edits=edits))
     recording = _RecordingD(m.discriminator)
     object.__setattr__(m, "discriminator", recording)  # plain attribute: no Keras tracking
     logs = m.train_step(pairs(b=2))
@@ -150,7 +141,7 @@ def test_d_judges_the_edits_adversarial_edits_names(edits, g_images, d_images):
 
 def test_a_few_steps_with_fit_reduce_the_generator_loss():
     keras.utils.set_random_seed(0)
-    m = build_model(small_config())
+    m = build_model(tiny_spec())
     ds = tf.data.Dataset.from_tensors(pairs()).repeat()
     hist = m.fit(ds, steps_per_epoch=15, epochs=2, verbose=0).history
     assert hist["reconstruction"][-1] < hist["reconstruction"][0]
@@ -158,7 +149,7 @@ def test_a_few_steps_with_fit_reduce_the_generator_loss():
 
 
 def test_optimizers_are_the_papers_adam():
-    m = build_model(small_config())
+    m = build_model(tiny_spec())
     for opt in (m.g_optimizer, m.d_optimizer):
         assert isinstance(opt, keras.optimizers.Adam)
         assert float(opt.learning_rate) == pytest.approx(1e-4)
@@ -181,14 +172,12 @@ def _write_vgg_h5(path, model, seed=0):
 
 
 def test_identity_weights_from_a_user_h5(tmp_path):
-    c = small_config()
-    random_net = build_identity(c)
+    random_net = build_identity(IdentitySpec("random"), 32, 0.0625)
     # pretrained sources use the full VGG16 widths; write a file of that shape
-    c.identity.source = "h5"
-    c.identity.weights_path = str(tmp_path / "vggface.h5")
+    path = str(tmp_path / "vggface.h5")
     from maae_tf.model.networks.identity import build_features
-    written = _write_vgg_h5(c.identity.weights_path, build_features(32, 1.0))
-    net = build_identity(c)
+    written = _write_vgg_h5(path, build_features(32, 1.0))
+    net = build_identity(IdentitySpec("h5", path), 32, 0.0625)
     assert not net.trainable and not net.trainable_weights
     for name, (k, b) in written.items():
         np.testing.assert_array_equal(net.get_layer(name).kernel.numpy(), k)
@@ -197,16 +186,12 @@ def test_identity_weights_from_a_user_h5(tmp_path):
 
 
 def test_identity_h5_errors_name_the_problem(tmp_path):
-    c = small_config()
-    c.identity.source = "h5"
-    c.identity.weights_path = str(tmp_path / "missing.h5")
     with pytest.raises(FileNotFoundError, match="missing.h5"):
-        build_identity(c)
+        build_identity(IdentitySpec("h5", str(tmp_path / "missing.h5")), 32, 0.0625)
     with h5py.File(tmp_path / "partial.h5", "w") as f:
         f.create_group("block1_conv1")
-    c.identity.weights_path = str(tmp_path / "partial.h5")
     with pytest.raises(ValueError, match="block1_conv1"):
-        build_identity(c)
+        build_identity(IdentitySpec("h5", str(tmp_path / "partial.h5")), 32, 0.0625)
 
 
 def test_random_identity_warns(caplog):
@@ -214,7 +199,7 @@ def test_random_identity_warns(caplog):
     import logging
     caplog.set_level(logging.WARNING)
     absl_logging.get_absl_logger().propagate = True
-    build_identity(small_config())
+    build_identity(IdentitySpec("random"), 32, 0.0625)
     assert "RANDOM WEIGHTS" in caplog.text
 
 
@@ -224,11 +209,11 @@ def test_other_class_terms_add_exactly_their_loss():
     from maae_tf.model import losses
 
     keras.utils.set_random_seed(0)
-    m = build_model(small_config())
+    m = build_model(tiny_spec())
     b = pairs(b=2)
     edits = [b["x1"] * 0.5], [b["x2"] * 0.5]
     plain, _ = m.discriminator_terms(b["x1"], b["x2"], *edits)
-    m.cfg.loss.d_other_class = 0.5
+    m.spec = dataclasses.replace(m.spec, losses=dataclasses.replace(m.spec.losses, d_other_class=0.5))
     with_other, _ = m.discriminator_terms(b["x1"], b["x2"], *edits)
     real_neg, real_pos = m.discriminator(b["x1"]), m.discriminator(b["x2"])
     extra = losses.discriminator_other_class_loss(real_neg[:, POSITIVE], real_pos[:, NEGATIVE])
@@ -242,11 +227,11 @@ def test_reconstruction_gan_term_judges_g_x_0_at_its_own_class_head():
     from maae_tf.model import losses
 
     keras.utils.set_random_seed(0)
-    m = build_model(small_config())
+    m = build_model(tiny_spec())
     b = pairs(b=2)
     plain, _ = m.generator_terms(b["x1"], b["x2"], b["m1"], b["m2"])
     assert "gan_reconstruction" not in plain
-    m.cfg.loss.alpha_gan_reconstruction = 0.5
+    m.spec = dataclasses.replace(m.spec, losses=dataclasses.replace(m.spec.losses, alpha_gan_reconstruction=0.5))
     terms, _ = m.generator_terms(b["x1"], b["x2"], b["m1"], b["m2"])
     # the reconstructions as step 1-2 of generator_terms make them (same draws: same step)
     mu, logvar = m.encoder(tf.concat([b["x1"], b["x2"]], 0), training=True)
@@ -254,11 +239,11 @@ def test_reconstruction_gan_term_judges_g_x_0_at_its_own_class_head():
     r1, r2 = tf.split(m.decoder(mu + tf.exp(0.5 * logvar) * eps, training=True), 2)
     expected = losses.generator_gan_loss(m.discriminator(r2)[:, POSITIVE], m.discriminator(r1)[:, NEGATIVE])
     assert float(terms["gan_reconstruction"]) == pytest.approx(float(expected), rel=1e-4)
-    added = m.cfg.loss.alpha_gan * 0.5 * float(terms["gan_reconstruction"])
+    added = m.spec.losses.alpha_gan * 0.5 * float(terms["gan_reconstruction"])
     assert float(terms["g_loss"]) == pytest.approx(float(plain["g_loss"]) + added, rel=1e-5)
     for name in ("gan", "cycle", "mask", "vae"):
         assert float(terms[name]) == pytest.approx(float(plain[name]), rel=1e-5)
-    tracked = build_model(m.cfg).train_step(b)
+    tracked = build_model(m.spec).train_step(b)
     assert np.isfinite(float(tracked["gan_reconstruction"]))
 
 
@@ -269,21 +254,21 @@ def test_keep_term_pulls_the_keeping_edits_to_their_inputs():
     from maae_tf.training.settings import check
 
     keras.utils.set_random_seed(0)
-    m = build_model(small_config())
+    m = build_model(tiny_spec())
     b = pairs(b=2)
     plain, _ = m.generator_terms(b["x1"], b["x2"], b["m1"], b["m2"])
     assert "keep" not in plain
-    m.cfg.loss.alpha_keep = 3.0
+    m.spec = dataclasses.replace(m.spec, losses=dataclasses.replace(m.spec.losses, alpha_keep=3.0))
     terms, (to_positive, to_negative) = m.generator_terms(b["x1"], b["x2"], b["m1"], b["m2"])
     # to_negative = [G(x2, -δ0), G(x1, -δ0)], to_positive = [G(x1, +δ0), G(x2, +δ0)]
     expected = losses.keep_loss(to_negative[1], b["x1"], to_positive[1], b["x2"])
     assert float(terms["keep"]) == pytest.approx(float(expected), rel=1e-5)
     assert float(terms["g_loss"]) == pytest.approx(float(plain["g_loss"]) + 3.0 * float(expected), rel=1e-5)
-    tracked = build_model(m.cfg).train_step(b)
+    tracked = build_model(m.spec).train_step(b)
     assert np.isfinite(float(tracked["keep"]))
-    m.cfg.adversarial_edits = "flipping"  # no keeping edits to pull
-    with pytest.raises(ValueError, match="alpha_keep"):
-        check(m.cfg)
+    check(tiny_config(**{"loss.alpha_keep": 3.0}))
+    with pytest.raises(ValueError, match="alpha_keep"):  # no keeping edits to pull
+        check(tiny_config(adversarial_edits="flipping", **{"loss.alpha_keep": 3.0}))
 
 
 def test_attribute_logit_learns_the_attribute_from_real_faces():
@@ -292,9 +277,7 @@ def test_attribute_logit_learns_the_attribute_from_real_faces():
     from maae_tf.model.networks import ATTRIBUTE
 
     keras.utils.set_random_seed(0)
-    c = small_config(init="glorot", learning_rate=1e-3)
-    c.loss.alpha_cls = 1.0
-    m = build_model(c)
+    m = build_model(tiny_spec(init="glorot", learning_rate=1e-3, **{"loss.alpha_cls": 1.0}))
     assert m.discriminator.output_shape == (None, 3)
     rng = np.random.default_rng(0)
     batch = pairs(b=2)
@@ -311,13 +294,12 @@ def test_training_without_an_identity_network():
     """identity.source="none" builds no F_ID and trains with L_ID = 0; it needs loss.alpha_id = 0."""
     from maae_tf.training.settings import check
 
-    c = small_config()
-    c.identity.source = "none"
+    c = tiny_config(**{"identity.source": "none"})
     with pytest.raises(ValueError, match="alpha_id"):
         check(c)
     c.loss.alpha_id = 0.0
     check(c)
-    m = build_model(c)
+    m = build_model(ModelSpec.from_config(c))
     assert m.identity is None
     logs = m.train_step(pairs(b=2))
     assert float(logs["id"]) == 0.0 and np.isfinite(float(logs["g_loss"]))

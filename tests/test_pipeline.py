@@ -7,9 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import TINY_SPLITS, write_tiny_celeba
+from conftest import TINY_ATTR, TINY_SPLITS, tiny_config, write_tiny_celeba
 from maae_tf import attributes
-from maae_tf.config import base_config
 from maae_tf.data import pipeline, prepare
 
 SIZE = 32
@@ -27,11 +26,8 @@ def sources(tmp_path_factory):
 
 
 def _config(data_dir, **kw):
-    c = base_config()
-    c.data_dir, c.image_size, c.batch_size, c.shuffle_buffer = str(data_dir), SIZE, 4, 64
-    for k, v in kw.items():
-        c[k] = v
-    return c
+    """The tiny config on `data_dir`, 4 pairs a batch."""
+    return tiny_config(data_dir, image_size=SIZE, batch_size=4, **kw)
 
 
 def _images(config, split, **kw) -> dict:
@@ -76,7 +72,7 @@ def _pair_indices(config, batches: int = 12):
 def test_pairs_come_from_the_split_and_the_seed_alone(sources):
     release, prepared = sources
     train = _images(_config(release), "train")["labels"]
-    column = attributes.index(attributes.resolve(base_config().attr))
+    column = attributes.index(attributes.resolve(TINY_ATTR))
     positives = {i for i, v in enumerate(train[:, column]) if v == 1}
     negatives = set(range(len(train))) - positives
     for data_dir in (release, prepared):

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import tiny_config, tiny_spec
 from maae_tf.model import precision
-from maae_tf.config import base_config
 from maae_tf.training.settings import check
 from maae_tf.model.maae import build_model
 
@@ -19,15 +19,8 @@ def restore_policy():
     keras.mixed_precision.set_global_policy("float32")
 
 
-def small_config():
-    c = base_config()
-    c.image_size, c.width, c.batch_size, c.identity.source = 32, 0.0625, 2, "random"
-    return c
-
-
 def test_unsupported_precision_is_refused():
-    c = small_config()
-    c.precision = "float64"
+    c = tiny_config(precision="float64")
     with pytest.raises(ValueError, match="auto, float32, mixed_float16, mixed_bfloat16"):
         check(c)
     with pytest.raises(ValueError, match="auto, float32, mixed_float16, mixed_bfloat16"):
@@ -42,11 +35,11 @@ def test_every_policy_trains_close_to_float32_from_the_same_weights(restore_poli
     data = {k: tf.constant(rng.uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)) for k in ("x1", "x2")}
     data.update({k: tf.ones((2, 32, 32, 1)) for k in ("m1", "m2")})
     precision.apply("float32")
-    weights = build_model(small_config()).get_weights()
+    weights = build_model(tiny_spec()).get_weights()
     results = {}
     for policy in ("float32", "mixed_float16", "mixed_bfloat16"):
         precision.apply(policy)
-        m = build_model(small_config())
+        m = build_model(tiny_spec())
         m.set_weights(weights)
         low = {"float32": "float32", "mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}[policy]
         assert m.decoder.get_layer("conv").compute_dtype == low

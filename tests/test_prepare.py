@@ -12,10 +12,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import TINY_SPLITS, tiny_name, write_tiny_celeba
+from conftest import TINY_SPLITS, tiny_config, tiny_name, write_tiny_celeba
 from maae_tf import attributes
-from maae_tf.config import base_config
-from maae_tf.data import layout, pipeline, prepare, records, shards, splits
+from maae_tf.data import pipeline, prepare, records, shards, splits
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 32
@@ -47,17 +46,6 @@ def prepared(damaged, tmp_path_factory):
     out = tmp_path_factory.mktemp("prepared") / "records"
     manifest = prepare.prepare(str(damaged), str(out), size=SIZE, masks="files", workers=1, shard_size=SHARD)
     return out, manifest
-
-
-def _config(data_dir, **kw):
-    c = base_config()
-    c.data_dir = str(data_dir)
-    c.image_size = SIZE
-    c.batch_size = 4
-    c.shuffle_buffer = 64
-    for k, v in kw.items():
-        c[k] = v
-    return c
 
 
 def test_manifest_counts_and_failures(prepared):
@@ -140,7 +128,7 @@ def test_cli_workers_same_bytes(damaged, prepared, tmp_path):
 
 def test_pairs_filtered_balanced(prepared):
     out, _ = prepared
-    cfg = _config(out)
+    cfg = tiny_config(out, batch_size=4)
     ds = pipeline.pairs_dataset(cfg, "train")
     for batch in ds.take(6):
         x1, x2 = batch["x1"].numpy(), batch["x2"].numpy()
@@ -153,59 +141,57 @@ def test_pairs_filtered_balanced(prepared):
         assert 0.0 <= float(batch["m1"].numpy().min()) and float(batch["m1"].numpy().max()) <= 1.0
 
 
-def test_filter_by_label_feature(prepared):
-    """The predicate keeps exactly the records of the split with the wanted label (label feature)."""
+def test_a_split_reads_exactly_its_records(prepared):
+    """images_dataset keeps exactly the records of the split (the index sidecars' split feature), in
+    shard order, with their labels."""
     out, _ = prepared
-    cfg = _config(out)
-    column = attributes.index(attributes.resolve(cfg.attr))
-    rule, n_pos, n_neg = shards.selection(cfg, "train")
-    ds = tf.data.Dataset.from_tensor_slices(records.shard_paths(str(out))).flat_map(tf.data.TFRecordDataset)
-    for side, n in ((0, n_neg), (1, n_pos)):
-        kept = [tf.io.parse_single_example(s, shards.all_features())
-                for s in ds.filter(shards.keep_fn(rule, column, side))]
-        assert len(kept) == n and n > 0
-        assert all(int(e["labels"][column]) == side and int(e["split"]) == 0 for e in kept)
+    _, labels, official, _ = records.read_index(str(out))
+    for split, code in splits.SPLITS.items():
+        got = _read(tiny_config(out), split, "labels")
+        np.testing.assert_array_equal(got, labels[official == code])
 
 
 def test_images_match_file_path(prepared, damaged):
     out, _ = prepared
-    got = next(iter(pipeline.images_dataset(_config(out), "test", batch_size=64)))
-    want = next(iter(pipeline.images_dataset(_config(damaged), "test", batch_size=64)))
+    got = next(iter(pipeline.images_dataset(tiny_config(out), "test", batch_size=64)))
+    want = next(iter(pipeline.images_dataset(tiny_config(damaged), "test", batch_size=64)))
     assert got["image"].shape == want["image"].shape == (TINY_SPLITS[2], SIZE, SIZE, 3)
     np.testing.assert_array_equal(got["labels"].numpy(), want["labels"].numpy())
     assert float(tf.reduce_mean(tf.abs(got["image"] - want["image"]))) < 0.05  # resize filter + JPEG q95
     assert float(tf.reduce_mean(tf.abs(got["mask"] - want["mask"]))) < 0.02
     # read at another size than prepared: resized at read time
-    big = next(iter(pipeline.images_dataset(_config(out, image_size=64), "test", limit=2)))
+    big = next(iter(pipeline.images_dataset(tiny_config(out, image_size=64), "test", limit=2)))
     assert big["image"].shape == (2, 64, 64, 3) and big["mask"].shape == (2, 64, 64, 1)
     with pytest.raises(ValueError, match="crop"):
-        pipeline.images_dataset(_config(out, crop_top=0.0), "test")
+        pipeline.images_dataset(tiny_config(out, crop_top=0.0), "test")
 
 
-def _selected_files(cfg, split) -> list[str]:
-    rule, _, _ = shards.selection(cfg, split)
-    column = attributes.index(attributes.resolve(cfg.attr))
-    ds = tf.data.Dataset.from_tensor_slices(records.shard_paths(cfg.data_dir)).flat_map(tf.data.TFRecordDataset)
-    return sorted(tf.io.parse_single_example(s, shards.all_features())["file"].numpy().decode()
-                  for s in ds.filter(shards.keep_fn(rule, column, None)))
+def _read(cfg, split, key):
+    """Every `key` ("image", "mask", "labels") of `split` as pipeline.images_dataset reads it, stacked."""
+    return np.concatenate([b[key] for b in pipeline.images_dataset(cfg, split, batch_size=64).as_numpy_iterator()])
+
+
+def _drawn(cfg, split) -> set[str]:
+    """Digests of the images of `split`: which images a split holds, whatever their order."""
+    return {hashlib.md5(x.tobytes()).hexdigest() for x in _read(cfg, split, "image")}
 
 
 def test_paper_split_reproducible(tiny_celeba, tmp_path):
     out = tmp_path / "records"
     prepare.prepare(str(tiny_celeba), str(out), size=SIZE, masks="none", workers=1, shard_size=SHARD)
     paper = dict(split_protocol="paper", split_test_per_attribute=10)
-    cfg = _config(out, seed=1, **paper)
-    _, n_pos, n_neg = shards.selection(cfg, "test")
-    assert (n_pos, n_neg) == (5, 5)  # balanced
-    _, t_pos, t_neg = shards.selection(cfg, "train")
-    assert t_pos + t_neg == 30  # all the rest, official val/test included
-    test = _selected_files(cfg, "test")
-    assert len(test) == 10 and not set(test) & set(_selected_files(cfg, "train"))
-    assert _selected_files(_config(out, seed=1, **paper), "test") == test  # same seed, same draw
-    assert _selected_files(_config(out, seed=2, **paper), "test") != test  # the seed decides
-    # the file-based reader draws the same images
-    by_files = layout.split_files(_config(tiny_celeba, seed=1, **paper), "test")[0]
-    assert sorted(os.path.basename(p) for p in by_files) == test
+    cfg = tiny_config(out, seed=1, **paper)
+    column = attributes.index(attributes.resolve(cfg.attr))
+    test_labels = _read(cfg, "test", "labels")[:, column]
+    assert (len(test_labels), test_labels.sum()) == (10, 5)  # balanced
+    assert len(_read(cfg, "train", "labels")) == 30  # all the rest, official val/test included
+    test = _drawn(cfg, "test")
+    assert len(test) == 10 and not test & _drawn(cfg, "train")
+    assert _drawn(tiny_config(out, seed=1, **paper), "test") == test  # same seed, same draw
+    assert _drawn(tiny_config(out, seed=2, **paper), "test") != test  # the seed decides
+    # the file-based reader draws the same images (JPEG and resize filters apart), in the same order
+    by_files = pipeline.images_dataset(tiny_config(tiny_celeba, seed=1, **paper), "test", batch_size=64)
+    assert np.abs(next(iter(by_files))["image"].numpy() - _read(cfg, "test", "image")).mean() < 0.05
     batch = next(iter(pipeline.images_dataset(cfg, "test", batch_size=64)))
     assert len(batch["image"]) == 10
     assert float(tf.reduce_max(batch["mask"])) == 0.0  # masks "none": zeros, as the file path gives
@@ -224,7 +210,7 @@ def test_file_sharding_across_workers(prepared):
     from tensorflow.python.data.experimental.ops import distribute as tf_distribute
 
     out, _ = prepared
-    cfg = _config(out, batch_size=1)
+    cfg = tiny_config(out, batch_size=1)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.FILE
     seen = []
@@ -234,10 +220,10 @@ def test_file_sharding_across_workers(prepared):
         seen.append(sum(int(b["image"].shape[0]) for b in sharded))
     assert sum(seen) == 38 and min(seen) > 0  # every record once, split between the workers
     # the pairs: FILE policy accepted (the file list is the source), explicit contexts disjoint
-    ds = pipeline.pairs_dataset(_config(out, batch_size=2)).with_options(options)
+    ds = pipeline.pairs_dataset(tiny_config(out, batch_size=2)).with_options(options)
     assert len(_x1_digests(tf_distribute._AutoShardDataset(ds, num_workers=2, index=1, num_replicas=1), 2)) == 4
     per_worker = [set(_x1_digests(pipeline.pairs_dataset(
-        _config(out, batch_size=2), "train", tf.distribute.InputContext(2, i, 1)), 10)) for i in range(2)]
+        tiny_config(out, batch_size=2), "train", tf.distribute.InputContext(2, i, 1)), 10)) for i in range(2)]
     assert per_worker[0] and per_worker[1] and not per_worker[0] & per_worker[1]
 
 

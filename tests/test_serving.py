@@ -15,6 +15,7 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import get_model_metadata_pb2, prediction_service_pb2_grpc
 
+from maae_tf.config import load_workdir_config
 from maae_tf.model import editor as editor_lib
 from maae_tf.serving import export
 from maae_tf.serving.client import Client, RestClient, ServingError, as_batch, as_delta
@@ -245,7 +246,7 @@ def test_serving_benchmark_measures_the_three_paths(exported, tmp_path):
     from maae_tf.serving import bench
 
     model = exported["models"][0]
-    editor = editor_lib.Editor([model], [model.cfg], [3])
+    editor = editor_lib.Editor([model], [load_workdir_config(exported["runs"][0])], [3])
     results = bench.measure(editor, str(tmp_path / "b"), batch=2, latency_calls=2, throughput_calls=1,
                             server=ModelServerDouble)
     assert set(results) == {"keras", "savedmodel", "grpc"}

@@ -41,6 +41,18 @@ def checkpoint_steps(workdir):
     return sorted(int(p.name[len("ckpt-"):-len(".index")]) for p in ckpts)
 
 
+def logged_steps(workdir, tag="train/g_loss"):
+    """The steps at which each TensorBoard events file of the run (one a process) logged `tag`,
+    oldest first."""
+    runs = []
+    for path in Path(workdir, "tensorboard").glob("events.out.tfevents.*"):
+        events = list(tf.compat.v1.train.summary_iterator(str(path)))
+        steps = [e.step for e in events for v in e.summary.value if v.tag == tag]
+        if steps:
+            runs.append((events[0].wall_time, steps))
+    return [steps for _, steps in sorted(runs)]
+
+
 def test_without_a_dataset_it_names_the_layout_and_the_quickstart(tmp_path):
     r = run([sys.executable, "-m", "maae_tf.train", "--attr=mouth_open", f"--workdir={tmp_path / 'w'}",
              f"--config.data_dir={tmp_path / 'nothing'}"])
@@ -69,8 +81,8 @@ def test_short_run_writes_config_checkpoints_and_summaries(tmp_path, synth):
     cfg = json.loads((workdir / "config.json").read_text())
     assert cfg["attr"] == "mouth_open" and cfg["image_size"] == 32
     assert checkpoint_steps(workdir) == [2, 4]
-    assert "TRAINING ON THE CPU" in r.stderr
-    assert "pairs/s" in r.stderr and "step 4 |" in r.stderr
+    assert "TRAINING ON THE CPU" in r.stderr  # the one notice without a file
+    assert logged_steps(workdir)[0][-1] == 4
     tags, images = set(), 0
     for ev in (workdir / "tensorboard").glob("events.out.tfevents.*"):
         for e in tf.compat.v1.train.summary_iterator(str(ev)):
@@ -82,8 +94,7 @@ def test_short_run_writes_config_checkpoints_and_summaries(tmp_path, synth):
     assert images >= 2  # at start and at step 3
     for name in ("attribute_accuracy", "background_psnr", "reconstruction_psnr", "fidelity"):
         assert f"eval/{name}" in tags, name
-    assert [f"eval step {s} |" in r.stderr for s in (0, 2, 4)] == [True] * 3
-    assert "editing accuracy" in r.stderr and "background PSNR" in r.stderr
+    assert logged_steps(workdir, "eval/attribute_accuracy") == [[0, 2, 4]]
     assert (tmp_path / "classifier" / "classifier.json").exists()  # trained once, kept for reuse
     # the time-to-quality curve: every evaluation, against steps and wall time; a resume continues it
     curve = json.loads((workdir / "eval" / "curve.json").read_text())
@@ -116,10 +127,9 @@ def test_kill_9_then_rerun_resumes_from_the_last_checkpoint(tmp_path, synth):
     last = checkpoint_steps(workdir)[-1]
     r = run(train_cmd(workdir, synth, f"--config.train_steps={last + 4}", "--config.checkpoint_every=2"))
     assert r.returncode == 0, r.stderr[-3000:]
-    assert f"resumed from {workdir / 'checkpoints' / f'ckpt-{last}'}" in r.stderr
-    assert f"training steps {last} -> {last + 4}" in r.stderr
     assert checkpoint_steps(workdir)[-1] == last + 4
-    assert f"step {last + 1} |" in r.stderr  # the step count continues
+    resumed = logged_steps(workdir)[-1]
+    assert (resumed[0], resumed[-1]) == (last + 1, last + 4)  # the step count continues from ckpt-<last>
 
 
 def test_resuming_with_other_settings_is_refused(tmp_path, synth):

@@ -15,6 +15,7 @@ import numpy as np
 
 from maae_tf import attributes
 
+PROTOCOLS = ("official", "paper")  # config.split_protocol
 SPLITS = {"train": 0, "val": 1, "test": 2}
 _MASK63 = (1 << 63) - 1
 

@@ -50,12 +50,12 @@ WEIGHTS = {"vae": "alpha_vae", "gan": "alpha_gan", "id": "alpha_id", "cycle": "a
 ADVERSARIAL = ("gan", "cls", "gan_reconstruction")
 
 
-def term_weight(loss_config, name: str) -> float:
-    """The weight of term `name` in G's objective (MAAE.generator_terms): its α, and for the GAN term
-    on G(x, 0) alpha_gan times its own factor."""
+def term_weight(weights, name: str) -> float:
+    """The weight of term `name` in G's objective (MAAE.generator_terms) under the run's loss
+    weights (losses.LossWeights): its α, and for the GAN term on G(x, 0) alpha_gan times its own factor."""
     if name == "gan_reconstruction":
-        return float(loss_config.alpha_gan) * float(loss_config.get("alpha_gan_reconstruction", 0.0))
-    return float(loss_config.get(WEIGHTS[name], 0.0))
+        return float(weights.alpha_gan) * float(weights.alpha_gan_reconstruction)
+    return float(getattr(weights, WEIGHTS[name]))
 
 
 def roc_auc(scores_positive, scores_negative) -> float:
@@ -72,7 +72,7 @@ def gradient_shares(model, x1, x2, m1, m2) -> dict:
         terms, _ = model.generator_terms(x1, x2, m1, m2)
     flat = {}
     for name in (*WEIGHTS, "gan_reconstruction"):
-        weight = term_weight(model.cfg.loss, name)
+        weight = term_weight(model.spec.losses, name)
         if name in terms and weight:
             grads = tape.gradient(terms[name], variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
             flat[name] = weight * tf.concat([tf.reshape(tf.cast(g, tf.float32), [-1]) for g in grads], 0).numpy()

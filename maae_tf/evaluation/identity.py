@@ -50,6 +50,7 @@ from maae_tf.config import base_config
 from maae_tf.data.faces import INSTALL_HINT, shape_model_path
 from maae_tf.files import read_image, write_text_atomic
 from maae_tf.model.networks import build_identity
+from maae_tf.model.spec import ModelSpec
 
 
 EMBEDDERS = ("auto", "dlib", "fid")
@@ -161,14 +162,15 @@ def _fid_name(identity) -> str:
 
 
 class FidEmbedder(Embedder):
-    """The project's identity network F_ID (`models.build_identity(config)`: config.identity.source,
+    """The project's identity network F_ID (`model.networks.build_identity`: config.identity.source,
     weights_path, width, image_size), its block4_conv1 features globally average-pooled and
     L2-normalised. Images of another size are resized to config.image_size (bilinear,
     antialiased, as the data pipeline does). Not independent of training (it is the network of
     the ID loss, Eq. 5): a fallback, labelled by `name`."""
 
     def __init__(self, config, batch_size: int = 32):
-        self.model = build_identity(config)
+        spec = ModelSpec.from_config(config)
+        self.model = build_identity(spec.identity, spec.networks.image_size, spec.networks.width)
         self.image_size = int(config.image_size)
         self.batch_size = int(batch_size)
         self.name = _fid_name(config.identity)

@@ -7,9 +7,29 @@ themselves, `tf.reduce_mean` does not): `MAAE.train_step` scales the totals by `
 
 from __future__ import annotations
 
+import dataclasses
+
 import tensorflow as tf
 
 from maae_tf.model.networks.discriminator import ATTRIBUTE, NEGATIVE, POSITIVE
+
+
+@dataclasses.dataclass(frozen=True)
+class LossWeights:
+    """The weights of the objectives (config.loss; docs/method.md §5, §10): Eq. 6's α1-α5, Eq. 2's
+    λ1, λ2 and the optional terms (0 = the paper's objective)."""
+
+    alpha_vae: float
+    alpha_gan: float
+    alpha_id: float
+    alpha_cycle: float
+    alpha_mask: float
+    lambda_kl: float
+    lambda_rec: float
+    d_other_class: float             # D: the other class's real faces are fake
+    alpha_cls: float                 # G: the attribute logit reads every edit as δ's sign
+    alpha_gan_reconstruction: float  # G: the GAN term of G(x, 0), times alpha_gan
+    alpha_keep: float                # G: the keeping edits' L1 to their inputs
 
 
 def l1(a, b):
@@ -114,8 +134,8 @@ def keep_loss(kept_negatives, negatives, kept_positives, positives):
     return l1(kept_negatives, negatives) + l1(kept_positives, positives)
 
 
-def generator_objective(terms: dict, w) -> tf.Tensor:
-    """G's objective (Eq. 6) from its unweighted terms and the run's loss weights `w` (config.loss):
+def generator_objective(terms: dict, w: LossWeights) -> tf.Tensor:
+    """G's objective (Eq. 6) from its unweighted terms and the run's loss weights `w`:
     α1·L_VAE + α2·L_GAN + α3·L_ID + α4·L_Cycle + α5·L_Mask, plus the optional attribute term
     (loss.alpha_cls), the GAN term of the reconstructions (loss.alpha_gan_reconstruction) and the
     keeping edits' L1 to their inputs (loss.alpha_keep)."""
@@ -130,7 +150,7 @@ def generator_objective(terms: dict, w) -> tf.Tensor:
     return g_loss
 
 
-def discriminator_objective(judged: dict, w) -> tf.Tensor:
+def discriminator_objective(judged: dict, w: LossWeights) -> tf.Tensor:
     """D's loss from its logits of `judged["real_negatives"]`, `["real_positives"]`, `["to_positive"]`
     (edits with δ > 0) and `["to_negative"]` (δ < 0), with the run's loss weights `w`: the GAN pair
     (Eq. 3), the other class's real faces (loss.d_other_class) and the attribute logit learnt from

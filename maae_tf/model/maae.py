@@ -32,30 +32,35 @@ from maae_tf.config import load_workdir_config
 from maae_tf.model import augment, lattice, losses
 from maae_tf.model.networks import (ATTRIBUTE, NEGATIVE, POSITIVE, build_decoder, build_discriminator, build_encoder,
                                     build_identity, encoder_geometry)
+from maae_tf.model.optimizers import make_optimizers
+from maae_tf.model.spec import ModelSpec
 
 LOSS_TERMS = ("g_loss", "d_loss", "vae", "kl", "reconstruction", "gan", "id", "cycle", "mask",
               "d_accuracy")
+# the strength of the cycle's first edit: "random" d ~ U(0, δ0], "fixed" the ±δ0 edits (`imagine`)
+CYCLE_STRENGTHS = ("random", "fixed")
+# the edits D judges: "all" of ±δ0 on both classes, or only the "flipping" ones (module doc)
+ADVERSARIAL_EDITS = ("all", "flipping")
 
 
 class MAAE(keras.Model):
     """The M-AAE generator (encoder + decoder), discriminator and frozen identity network."""
 
-    def __init__(self, config, identity: keras.Model | None = None, **kwargs):
+    def __init__(self, spec: ModelSpec, identity: keras.Model | None = None, **kwargs):
         super().__init__(name="maae", **kwargs)
-        self.cfg = config
-        self.encoder = build_encoder(config)
-        self.decoder = build_decoder(config)
-        self.discriminator = build_discriminator(config)
+        self.spec = spec
+        networks, weights = spec.networks, spec.losses
+        self.encoder = build_encoder(networks)
+        self.decoder = build_decoder(networks)
+        self.discriminator = build_discriminator(networks, attribute_logit=bool(weights.alpha_cls))
         # F_ID is optional for inference-only use (export, evaluation): pass identity=False.
-        if identity is None and config.identity.source != "none":
-            identity = build_identity(config)
+        if identity is None and spec.identity.source != "none":
+            identity = build_identity(spec.identity, networks.image_size, networks.width)
         self.identity = identity or None
-        self.lattice = lattice.lattice_mask(encoder_geometry(), config.image_size, config.delta_mask)
-        # DiffAugment of what D sees, in both steps ("" = none; maae_tf/model/augment.py)
-        self.d_policy = augment.parse(config.loss.get("d_augment", ""))
-        terms = (LOSS_TERMS + (("cls",) if config.loss.alpha_cls else ())
-                 + (("gan_reconstruction",) if config.loss.alpha_gan_reconstruction else ())
-                 + (("keep",) if config.loss.alpha_keep else ()))
+        self.lattice = lattice.lattice_mask(encoder_geometry(), networks.image_size, spec.delta_mask)
+        terms = (LOSS_TERMS + (("cls",) if weights.alpha_cls else ())
+                 + (("gan_reconstruction",) if weights.alpha_gan_reconstruction else ())
+                 + (("keep",) if weights.alpha_keep else ()))
         self.trackers = {name: keras.metrics.Mean(name=name) for name in terms}
 
     # ----- the generator -----------------------------------------------------------------------
@@ -80,13 +85,13 @@ class MAAE(keras.Model):
     # ----- training ------------------------------------------------------------------------------
     def noise(self, kind: int, shape, uniform: bool = False):
         """This replica's share of one global random draw: N(0, 1) (or U[0, 1)) of shape
-        [B·replicas, ...], seeded by (config.seed, kind, training step) and sliced at this replica's
+        [B·replicas, ...], seeded by (spec.seed, kind, training step) and sliced at this replica's
         examples. The step is therefore random in the same way on 1 device or N replicas with the
         same global batch, and a resumed run draws exactly what an uninterrupted one would."""
         ctx = tf.distribute.get_replica_context()
         replicas, rid = ctx.num_replicas_in_sync, ctx.replica_id_in_sync_group
         b = shape[0]
-        seed = tf.stack([tf.constant(self.cfg.seed * 7919 + kind, tf.int64),
+        seed = tf.stack([tf.constant(self.spec.seed * 7919 + kind, tf.int64),
                          tf.cast(self.g_optimizer.iterations, tf.int64)])
         full_shape = tf.concat([[b * replicas], shape[1:]], 0)
         draw = (tf.random.stateless_uniform if uniform else tf.random.stateless_normal)(full_shape, seed)
@@ -124,7 +129,7 @@ class MAAE(keras.Model):
     def imagine(self, x1, x2) -> Generated:
         """Every image G makes in one training step from negatives x1 and positives x2 (Generated):
         the VAE's reconstructions, the edits at ±δ0, and the cycle's round trips."""
-        cfg, d0 = self.cfg, self.cfg.delta_max
+        spec, d0 = self.spec, self.spec.delta_max
         # 1. En(x) and the VAE's reparameterisation, one draw for x1 and one for x2
         mu, logvar = self.encoder(tf.concat([x1, x2], 0), training=True)
         (mu1, mu2), (logvar1, logvar2) = tf.split(mu, 2), tf.split(logvar, 2)
@@ -134,9 +139,9 @@ class MAAE(keras.Model):
         #    them a generator that inverts whatever δ is passes every loss, docs/method.md §4) and
         #    the cycle's first edits at d ~ U(0, δ0] (cycle_strength="random", paper §3.2)
         latents = {"r1": z1, "r2": z2, "p1": self.shift(z1, d0), "n2": self.shift(z2, -d0)}
-        if cfg.adversarial_edits == "all":
+        if spec.adversarial_edits == "all":
             latents.update(n1=self.shift(z1, -d0), p2=self.shift(z2, d0))
-        if cfg.cycle_strength == "random":
+        if spec.cycle_strength == "random":
             d = d0 * (1.0 - self.noise(3, tf.reshape(tf.shape(x1)[0], [1]), uniform=True))
             latents.update(q1=self.shift(z1, d), q2=self.shift(z2, -d))
         else:
@@ -155,11 +160,11 @@ class MAAE(keras.Model):
         """D's logits [n, heads] for each named group of image batches, in one call; in G's or D's
         `step` ("generator", "discriminator"), each drawing its own augmentation where
         loss.d_augment asks for one."""
-        network = self.discriminator
-        if self.d_policy:
+        network, policy = self.discriminator, self.spec.d_augment
+        if policy:
             kind = {"generator": 100, "discriminator": 110}[step]
             draw = lambda part, n: self.noise(kind + part, tf.reshape(n, [1]), uniform=True)
-            network = lambda images, training: self.discriminator(augment.augment(images, self.d_policy, draw),
+            network = lambda images, training: self.discriminator(augment.augment(images, policy, draw),
                                                                   training=training)
         return self.batched(network, {name: tf.concat(images, 0) for name, images in groups.items()})
 
@@ -168,7 +173,7 @@ class MAAE(keras.Model):
         weighted sum; and the edits D judges, (to_positive, to_negative). Called inside the
         gradient tape of `update_generator` (and by `maae_tf.evaluation.diagnose`, which weighs each
         term's gradient)."""
-        w = self.cfg.loss
+        w = self.spec.losses
         g = self.imagine(x1, x2)
         (r1, r2), (p1, n2), (c1, c2) = g.reconstructed, g.flipped, g.cycled
         # D on every edit, each at the head of δ's sign, and on the reconstructions, each at the
@@ -204,7 +209,7 @@ class MAAE(keras.Model):
         """D's loss on real negatives x1, real positives x2 and the (detached) edits; and its accuracy."""
         judged = self.judge("discriminator", real_negatives=[x1], real_positives=[x2], to_positive=to_positive,
                             to_negative=to_negative)
-        d_loss = losses.discriminator_objective(judged, self.cfg.loss)
+        d_loss = losses.discriminator_objective(judged, self.spec.losses)
         real_neg, real_pos = judged["real_negatives"], judged["real_positives"]
         d_accuracy = tf.reduce_mean(tf.cast(tf.concat(
             [real_neg[:, NEGATIVE] > 0, real_pos[:, POSITIVE] > 0, judged["to_positive"][:, POSITIVE] < 0,
@@ -279,32 +284,11 @@ class Generated:
         return pairs
 
 
-def learning_rate(config):
-    """The paper's constant rate (lr_schedule="constant"), or a cosine decay to 0 at
-    config.train_steps (lr_schedule="cosine", short CPU runs). Schedules read the optimizer's
-    iteration count, so a resumed run continues on the same curve."""
-    if config.lr_schedule == "constant":
-        return config.learning_rate
-    return keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=config.train_steps)
-
-
-def make_optimizers(config):
-    """Adam(lr 1e-4, β = (0.5, 0.999)) for G and for D (paper §4.1). Under the mixed_float16
-    policy each is wrapped in a LossScaleOptimizer (dynamic loss scale: apply_gradients unscales
-    and skips a step whose gradients are not finite); bfloat16 and float32 need no scaling."""
-    def make(name):
-        adam = keras.optimizers.Adam(learning_rate(config), config.beta_1, config.beta_2, name=name)
-        if keras.mixed_precision.global_policy().name == "mixed_float16":
-            return keras.optimizers.LossScaleOptimizer(adam, name=f"{name}_loss_scale")
-        return adam
-    return make("g_adam"), make("d_adam")
-
-
-def build_model(config, identity=None) -> MAAE:
-    """An MAAE compiled with its two optimizers (and XLA when config.jit_compile), ready for fit()
-    or for restoring a checkpoint. Build it inside `strategy.scope()` to distribute it."""
-    model = MAAE(config, identity=identity)
-    model.compile(*make_optimizers(config), jit_compile=bool(config.get("jit_compile", False)))
+def build_model(spec: ModelSpec, identity=None) -> MAAE:
+    """An MAAE compiled with its two optimizers (and XLA when spec.optimizer.jit_compile), ready for
+    fit() or for restoring a checkpoint. Build it inside `strategy.scope()` to distribute it."""
+    model = MAAE(spec, identity=identity)
+    model.compile(*make_optimizers(spec.optimizer), jit_compile=bool(spec.optimizer.jit_compile))
     return model
 
 
@@ -383,7 +367,7 @@ def load_from_workdir(workdir: str, with_identity: bool = False):
     the workdir has no checkpoint, ValueError naming the files when the latest one is damaged (an
     older one is never used silently)."""
     config = load_workdir_config(workdir)
-    model = build_model(config, identity=None if with_identity else False)
+    model = build_model(ModelSpec.from_config(config), identity=None if with_identity else False)
     directory = os.path.join(workdir, "checkpoints")
     # the identity network's weights are not needed for inference
     restored, damaged = restore_newest(model, directory, partial=True)

@@ -11,7 +11,7 @@
                        loss scaling, so it is preferred there.)
     "float32"          everything in float32 (default)
     "mixed_float16"    float16 compute, float32 variables; both optimizers wrapped in
-                       keras.optimizers.LossScaleOptimizer (maae.make_optimizers). For GPUs: on a
+                       keras.optimizers.LossScaleOptimizer (optimizers.make_optimizers). For GPUs: on a
                        CPU float16 is emulated and ~6x slower than float32 (docs/stack.md), so it
                        is allowed there but logged as a warning.
     "mixed_bfloat16"   bfloat16 compute, float32 variables: ~1.6x faster training step on CPUs

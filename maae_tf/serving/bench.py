@@ -96,6 +96,7 @@ def editor_to_time(workdir: str | None, config, image_size: int, width: float | 
     from maae_tf.model import precision
     from maae_tf.model.editor import Editor, load_runs
     from maae_tf.model.maae import MAAE
+    from maae_tf.model.spec import ModelSpec
 
     if workdir:
         return Editor(*load_runs([workdir])), f"run {workdir}"
@@ -103,7 +104,7 @@ def editor_to_time(workdir: str | None, config, image_size: int, width: float | 
     if width is not None:
         config.width = width
     with precision.policy_scope("float32"):
-        models, configs, steps = [MAAE(config, identity=False)], [config], [0]
+        models, configs, steps = [MAAE(ModelSpec.from_config(config), identity=False)], [config], [0]
     return Editor(models, configs, steps), f"random network of the config (width {config.width})"
 
 

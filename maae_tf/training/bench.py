@@ -38,6 +38,7 @@ from absl import logging
 
 from maae_tf.model import precision as precision_lib
 from maae_tf.model.maae import build_model
+from maae_tf.model.spec import ModelSpec
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REFERENCE = os.path.join(os.path.dirname(REPO), "shared", "bench", "torch_reference.py")
@@ -124,7 +125,7 @@ def time_step(cfg, steps: int) -> tuple[float, object]:
     cfg = cfg.copy_and_resolve_references()
     cfg.identity.source = "random"
     precision_lib.apply(cfg.precision)
-    model = build_model(cfg)
+    model = build_model(ModelSpec.from_config(cfg))
     train_step = tf.function(model.train_step, jit_compile=bool(cfg.jit_compile))
     data = random_pairs(cfg.batch_size, cfg.image_size)
     for _ in range(2):  # trace + warm-up

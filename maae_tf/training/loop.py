@@ -27,6 +27,7 @@ from maae_tf.model import precision
 from maae_tf.training.callbacks import (CheckpointNotSaved, Checkpointer, HeldOutEvaluation, NonFiniteLoss, Profiler,
                                TrainMonitor, global_step)
 from maae_tf.data import layout, pipeline, records
+from maae_tf.model.spec import ModelSpec
 from maae_tf.files import write_text_atomic
 from maae_tf.model.maae import (build_model, checkpoint, checkpoint_files, describe_damaged, restore_newest,
                           saved_checkpoints)
@@ -227,7 +228,7 @@ def train(cfg, workdir: str, profile_steps=None, strategy=None) -> keras.Model:
     precision.apply(cfg.precision)
 
     with strategy.scope():
-        model = build_model(cfg)
+        model = build_model(ModelSpec.from_config(cfg))
     # every worker resumes from the chief's checkpoints (multi-host: keep workdir on shared storage)
     resume(model, os.path.join(workdir, "checkpoints"), write=distribute.is_chief(strategy))
     config_lib.save_workdir_config(cfg, out)  # only now: a resume that fails leaves the saved config as it was

@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import functools
+
 import ml_collections
 
 from maae_tf import attributes
-from maae_tf.model import augment, precision
+from maae_tf.data import splits
+from maae_tf.evaluation import identity as face_identity
+from maae_tf.model import augment, lattice, maae, networks, optimizers, precision
 from maae_tf.training import distribute
+
+# The settings that name one of a few choices, each with the values its owning module defines.
+CHOICES = {
+    "split_protocol": splits.PROTOCOLS,
+    "delta_mask": lattice.MODES,
+    "adversarial_edits": maae.ADVERSARIAL_EDITS,
+    "cycle_strength": maae.CYCLE_STRENGTHS,
+    "norm": networks.NORMS,
+    "lr_schedule": optimizers.LR_SCHEDULES,
+    "init": networks.INITS,
+    "upsample": networks.UPSAMPLES,
+    "identity.source": networks.SOURCES,
+    "eval.identity_network": face_identity.EMBEDDERS,
+}
 
 
 def check(c: ml_collections.ConfigDict) -> None:
@@ -15,26 +33,10 @@ def check(c: ml_collections.ConfigDict) -> None:
     augment.parse(c.loss.get("d_augment", ""))
     if c.image_size % 32 or c.image_size < 32:
         raise ValueError(f"image_size must be a positive multiple of 32, got {c.image_size}")
-    if c.split_protocol not in ("official", "paper"):
-        raise ValueError(f"split_protocol must be 'official' or 'paper', got {c.split_protocol!r}")
+    for key, allowed in CHOICES.items():
+        check_choice(key, _value(c, key), allowed)
     if c.split_test_per_attribute < 2:
         raise ValueError(f"split_test_per_attribute must be at least 2, got {c.split_test_per_attribute}")
-    if c.delta_mask not in ("lattice", "entire"):
-        raise ValueError(f"delta_mask must be 'lattice' or 'entire', got {c.delta_mask!r}")
-    if c.adversarial_edits not in ("all", "flipping"):
-        raise ValueError(f"adversarial_edits must be 'all' or 'flipping', got {c.adversarial_edits!r}")
-    if c.cycle_strength not in ("random", "fixed"):
-        raise ValueError(f"cycle_strength must be 'random' or 'fixed', got {c.cycle_strength!r}")
-    if c.norm not in ("none", "instance"):
-        raise ValueError(f"norm must be 'none' or 'instance', got {c.norm!r}")
-    if c.lr_schedule not in ("constant", "cosine"):
-        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {c.lr_schedule!r}")
-    if c.init not in ("normal", "glorot"):
-        raise ValueError(f"init must be 'normal' or 'glorot', got {c.init!r}")
-    if c.upsample not in ("transpose", "resize"):
-        raise ValueError(f"upsample must be 'transpose' or 'resize', got {c.upsample!r}")
-    if c.identity.source not in ("imagenet", "h5", "random", "none"):
-        raise ValueError(f"identity.source must be 'imagenet', 'h5', 'random' or 'none', got {c.identity.source!r}")
     if c.loss.alpha_keep and c.adversarial_edits != "all":
         raise ValueError("loss.alpha_keep needs the keeping edits: set adversarial_edits='all' "
                          f"(got {c.adversarial_edits!r})")
@@ -45,8 +47,6 @@ def check(c: ml_collections.ConfigDict) -> None:
         precision.apply(c.precision)  # raises, naming the supported values
     if c.strategy not in distribute.STRATEGIES:
         distribute.resolve(c.strategy)  # raises, naming the supported values
-    if c.eval.identity_network not in ("auto", "dlib", "fid"):
-        raise ValueError(f"eval.identity_network must be 'auto', 'dlib' or 'fid', got {c.eval.identity_network!r}")
     if c.eval.sweep_steps < 2 or c.eval.every < 0 or c.eval.batch < 2:
         raise ValueError("eval.sweep_steps must be >= 2, eval.every >= 0 and eval.batch >= 2")
     if c.batch_size < 1 or c.width <= 0:
@@ -57,3 +57,15 @@ def check(c: ml_collections.ConfigDict) -> None:
         raise ValueError(f"checkpoint_every must be a positive number of steps, got {c.checkpoint_every}")
     if c.keep_checkpoints < 1:
         raise ValueError(f"keep_checkpoints must be at least 1 (the checkpoints kept), got {c.keep_checkpoints}")
+
+
+def check_choice(key: str, value, allowed: tuple) -> None:
+    """Raises ValueError "KEY must be 'a', 'b' or 'c', got VALUE" unless `value` is in `allowed`."""
+    if value not in allowed:
+        quoted = [repr(v) for v in allowed]
+        raise ValueError(f"{key} must be {', '.join(quoted[:-1])} or {quoted[-1]}, got {value!r}")
+
+
+def _value(c: ml_collections.ConfigDict, key: str):
+    """The setting at dotted `key` ("identity.source")."""
+    return functools.reduce(getattr, key.split("."), c)

@@ -1,20 +1,33 @@
-"""Building blocks shared by the networks: scaled widths, N(0, 0.02) convolutions (paper §4.1),
-optional instance norm, and the 1x1 residual block of Table 1."""
+"""Building blocks shared by the networks: their shape (`NetworkSpec`), scaled widths, N(0, 0.02)
+convolutions (paper §4.1), optional instance norm, and the 1x1 residual block of Table 1."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import keras
 from keras import layers
 
 LEAKY_SLOPE = 0.2
+INITS = ("normal", "glorot")
+NORMS = ("none", "instance")
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkSpec:
+    """What shapes the encoder, decoder and discriminator (paper Table 1, docs/method.md §2)."""
+
+    image_size: int       # S: any multiple of 32
+    width: float          # every channel count of Table 1 scales by it
+    latent_channels: int  # C before the width factor
+    norm: str             # one of NORMS
+    init: str             # one of INITS
+    upsample: str         # one of decoder.UPSAMPLES
 
 
 def channels(c: int, width: float) -> int:
-    """Channel count `c` of Table 1 scaled by the config's width factor (at least 4)."""
+    """Channel count `c` of Table 1 scaled by the width factor (at least 4)."""
     return max(4, int(c * width))
-
-
-INITS = ("normal", "glorot")
 
 
 def init(kind: str = "normal"):
@@ -50,7 +63,7 @@ def conv(filters: int, kernel: int, stride: int = 1, name: str | None = None, dt
 
 
 def normalize(x, norm: str, name: str):
-    """No normalisation in the paper; `norm="instance"` = GroupNormalization(groups=-1)."""
+    """No normalisation in the paper; `norm="instance"` = GroupNormalization(groups=-1) (NORMS)."""
     if norm == "instance":
         return layers.GroupNormalization(groups=-1, epsilon=1e-5, name=name)(x)
     return x

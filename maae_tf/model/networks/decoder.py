@@ -13,32 +13,34 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from maae_tf.model.networks.common import LEAKY_SLOPE, channels, conv_act, init, normalize, residual_block
+from maae_tf.model.networks.common import (LEAKY_SLOPE, NetworkSpec, channels, conv_act, init, normalize,
+                                           residual_block)
 from maae_tf.model.networks.encoder import RESIDUAL_BLOCKS, latent_channels
 
 UPSAMPLING = ((256, 3), (128, 3))
+UPSAMPLES = ("transpose", "resize")
 
 
-def build_decoder(config) -> keras.Model:
+def build_decoder(spec: NetworkSpec) -> keras.Model:
     """De: latent [S/4, S/4, C] -> image [S, S, 3] in [-1, 1] (float32)."""
-    h = config.image_size // 4
-    c = latent_channels(config)
+    h = spec.image_size // 4
+    c = latent_channels(spec)
     z_in = keras.Input((h, h, c), name="latent")
     x = z_in
     for i in range(RESIDUAL_BLOCKS):
-        x = residual_block(x, c, name=f"res{i + 1}", kernel_init=config.init)
+        x = residual_block(x, c, name=f"res{i + 1}", kernel_init=spec.init)
     for i, (ch, k) in enumerate(UPSAMPLING):
         name = f"up{i + 1}"
-        filters = channels(ch, config.width)
-        if config.upsample == "transpose":
+        filters = channels(ch, spec.width)
+        if spec.upsample == "transpose":
             x = layers.Conv2DTranspose(filters, k, strides=2, padding="same",
-                                       kernel_initializer=init(config.init), name=name)(x)
+                                       kernel_initializer=init(spec.init), name=name)(x)
         else:
             x = layers.UpSampling2D(2, interpolation="nearest", name=name + "_resize")(x)
-            x = layers.Conv2D(filters, k, padding="same", kernel_initializer=init(config.init), name=name)(x)
-        x = normalize(x, config.norm, name + "_norm")
+            x = layers.Conv2D(filters, k, padding="same", kernel_initializer=init(spec.init), name=name)(x)
+        x = normalize(x, spec.norm, name + "_norm")
         x = layers.LeakyReLU(LEAKY_SLOPE, name=name + "_act")(x)
-    x = conv_act(x, channels(64, config.width), 7, 1, config.norm, name="conv", kernel_init=config.init)
-    x = layers.Conv2D(3, 7, padding="same", kernel_initializer=init(config.init), dtype="float32", name="to_rgb")(x)
+    x = conv_act(x, channels(64, spec.width), 7, 1, spec.norm, name="conv", kernel_init=spec.init)
+    x = layers.Conv2D(3, 7, padding="same", kernel_initializer=init(spec.init), dtype="float32", name="to_rgb")(x)
     out = layers.Activation("tanh", dtype="float32", name="tanh")(x)
     return keras.Model(z_in, out, name="decoder")

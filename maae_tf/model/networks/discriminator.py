@@ -14,25 +14,25 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from maae_tf.model.networks.common import channels, conv_act, init
+from maae_tf.model.networks.common import NetworkSpec, channels, conv_act, init
 
 NEGATIVE, POSITIVE = 0, 1
 ATTRIBUTE = 2  # a third logit, P(attribute), only with loss.alpha_cls > 0 (docs/method.md §10)
 CHANNELS = (64, 128, 256, 512, 1024)
 
 
-def build_discriminator(config) -> keras.Model:
-    """D: image [S, S, 3] -> logits [2] (NEGATIVE, POSITIVE), or [3] with the ATTRIBUTE logit when
-    loss.alpha_cls > 0; sigmoid gives the fidelity score."""
-    s = config.image_size
+def build_discriminator(spec: NetworkSpec, attribute_logit: bool = False) -> keras.Model:
+    """D: image [S, S, 3] -> logits [2] (NEGATIVE, POSITIVE), or [3] with the ATTRIBUTE logit
+    (`attribute_logit`, when loss.alpha_cls > 0); sigmoid gives the fidelity score."""
+    s = spec.image_size
     x_in = keras.Input((s, s, 3), name="image")
     x = x_in
     for i, c in enumerate(CHANNELS):
         # no normalisation in D (paper); instance norm would be per sample too
-        x = conv_act(x, channels(c, config.width), 3, 2, "none", name=f"conv{i + 1}", kernel_init=config.init)
+        x = conv_act(x, channels(c, spec.width), 3, 2, "none", name=f"conv{i + 1}", kernel_init=spec.init)
     # 2x2 at S >= 64 (Table 1); at S = 32 the map is already 1x1, so the last conv is 1x1
     k = min(2, s // 2 ** len(CHANNELS))
-    outputs = 3 if config.loss.alpha_cls else 2
-    x = layers.Conv2D(outputs, k, padding="valid", kernel_initializer=init(config.init), dtype="float32", name="logits")(x)
+    outputs = 3 if attribute_logit else 2
+    x = layers.Conv2D(outputs, k, padding="valid", kernel_initializer=init(spec.init), dtype="float32", name="logits")(x)
     out = layers.GlobalAveragePooling2D(dtype="float32", name="patch_mean")(x)
     return keras.Model(x_in, out, name="discriminator")

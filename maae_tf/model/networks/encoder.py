@@ -15,7 +15,7 @@ import keras
 from keras import layers
 
 from maae_tf.model.lattice import ConvGeometry
-from maae_tf.model.networks.common import channels, conv_act, init, residual_block
+from maae_tf.model.networks.common import NetworkSpec, channels, conv_act, init, residual_block
 
 # (out channels, kernel, stride) of the convolutional stem, Table 1.
 STEM = ((64, 7, 1), (128, 3, 2), (256, 3, 2))
@@ -31,20 +31,21 @@ def encoder_geometry() -> list[ConvGeometry]:
     return geometry
 
 
-def latent_channels(config) -> int:
-    return channels(config.latent_channels, config.width)
+def latent_channels(spec: NetworkSpec) -> int:
+    """C of the latent z: spec.latent_channels scaled by the width factor."""
+    return channels(spec.latent_channels, spec.width)
 
 
-def build_encoder(config) -> keras.Model:
+def build_encoder(spec: NetworkSpec) -> keras.Model:
     """En: image [S, S, 3] in [-1, 1] -> (mu, logvar), each [S/4, S/4, C]."""
-    s = config.image_size
+    s = spec.image_size
     x_in = keras.Input((s, s, 3), name="image")
     x = x_in
     for i, (c, k, st) in enumerate(STEM):
-        x = conv_act(x, channels(c, config.width), k, st, config.norm, name=f"conv{i + 1}", kernel_init=config.init)
-    c = latent_channels(config)
+        x = conv_act(x, channels(c, spec.width), k, st, spec.norm, name=f"conv{i + 1}", kernel_init=spec.init)
+    c = latent_channels(spec)
     for i in range(RESIDUAL_BLOCKS):
-        x = residual_block(x, c, name=f"res{i + 1}", kernel_init=config.init)
-    stats = layers.Conv2D(2 * c, 1, kernel_initializer=init(config.init), name="vae_head", dtype="float32")(x)
+        x = residual_block(x, c, name=f"res{i + 1}", kernel_init=spec.init)
+    stats = layers.Conv2D(2 * c, 1, kernel_initializer=init(spec.init), name="vae_head", dtype="float32")(x)
     mu, logvar = layers.Lambda(lambda t: (t[..., :c], t[..., c:]), name="split", dtype="float32")(stats)
     return keras.Model(x_in, [mu, logvar], name="encoder")

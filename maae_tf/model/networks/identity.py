@@ -17,6 +17,7 @@ Input: images in [-1, 1]; VGG's caffe preprocessing (BGR, mean subtraction) happ
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import h5py
@@ -36,6 +37,16 @@ VGG16_11 = (
 )
 CONV_LAYERS = tuple(name for name, c in VGG16_11 if c is not None)
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+# where F_ID's weights come from (module doc); "none" = a run without F_ID and without L_ID
+SOURCES = ("imagenet", "h5", "random", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class IdentitySpec:
+    """Where F_ID's weights come from: `source` (one of SOURCES) and, for "h5", the file."""
+
+    source: str
+    weights_path: str = ""
 
 
 def _caffe_preprocess(x):
@@ -106,19 +117,19 @@ def load_h5_weights(model: keras.Model, path: str) -> None:
             layer.set_weights(list(pair))
 
 
-def build_identity(config) -> keras.Model:
-    """F_ID, frozen, with weights from config.identity.source."""
-    source = config.identity.source
-    size = config.image_size
+def build_identity(spec: IdentitySpec, image_size: int, width: float) -> keras.Model:
+    """F_ID for images of `image_size`, frozen, with weights from `spec.source` ("random" at the
+    networks' `width`; the other sources have the width of their weights)."""
+    source, size = spec.source, image_size
     if source == "random":
-        model = build_features(size, config.width)
+        model = build_features(size, width)
         logging.warning(
             "IDENTITY NETWORK HAS RANDOM WEIGHTS (config.identity.source='random'): the ID loss "
             "compares random VGG features, not face identity. Fine for tests and the synthetic "
             "quickstart; for real faces set identity.source='h5' with VGG-Face weights or 'imagenet'.")
     elif source == "h5":
-        model = build_features(size, h5_width(config.identity.weights_path))
-        load_h5_weights(model, config.identity.weights_path)
+        model = build_features(size, h5_width(spec.weights_path))
+        load_h5_weights(model, spec.weights_path)
     elif source == "imagenet":
         model = build_features(size, 1.0)
         vgg = keras.applications.VGG16(include_top=False, weights="imagenet", input_shape=(size, size, 3))

@@ -1,0 +1,42 @@
+"""The optimizers of G and D (paper §4.1): Adam with a constant or cosine learning rate."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerSpec:
+    """Adam's settings for G and D, and whether the training step is XLA-compiled."""
+
+    learning_rate: float
+    lr_schedule: str   # one of LR_SCHEDULES
+    beta_1: float
+    beta_2: float
+    train_steps: int   # where the cosine schedule reaches 0
+    jit_compile: bool
+
+
+def learning_rate(spec: OptimizerSpec):
+    """The paper's constant rate (lr_schedule="constant"), or a cosine decay to 0 at
+    spec.train_steps (lr_schedule="cosine", short CPU runs). Schedules read the optimizer's
+    iteration count, so a resumed run continues on the same curve."""
+    if spec.lr_schedule == "constant":
+        return spec.learning_rate
+    return keras.optimizers.schedules.CosineDecay(spec.learning_rate, decay_steps=spec.train_steps)
+
+
+def make_optimizers(spec: OptimizerSpec):
+    """Adam(lr 1e-4, β = (0.5, 0.999)) for G and for D (paper §4.1). Under the mixed_float16
+    policy each is wrapped in a LossScaleOptimizer (dynamic loss scale: apply_gradients unscales
+    and skips a step whose gradients are not finite); bfloat16 and float32 need no scaling."""
+    def make(name):
+        adam = keras.optimizers.Adam(learning_rate(spec), spec.beta_1, spec.beta_2, name=name)
+        if keras.mixed_precision.global_policy().name == "mixed_float16":
+            return keras.optimizers.LossScaleOptimizer(adam, name=f"{name}_loss_scale")
+        return adam
+    return make("g_adam"), make("d_adam")
