@@ -18,7 +18,6 @@ import os
 import sys
 import time
 
-import numpy as np
 import tensorflow as tf
 from absl import logging
 
