@@ -1,5 +1,15 @@
-"""maae_tf: M-AAE face attribute manipulation (Sun et al., CVM 2021) in TensorFlow 2 / Keras 3."""
+"""maae_tf: M-AAE face attribute manipulation (Sun et al., CVM 2021) in TensorFlow 2 / Keras 3.
+
+The package's metadata lives here alone; pyproject.toml holds the build system and the tools' settings."""
 from setuptools import find_packages, setup
+
+# Every command module maae_tf/<command>.py, installed as the console script maae-<command> (underscores
+# as hyphens); tests/test_install.py checks that none is missing.
+COMMANDS = ["train", "evaluate", "diagnose", "export", "edit", "demo", "client", "bench", "prepare", "synthetic",
+            "segmenter", "evaluate_masks", "faces", "face_identity", "train_identity", "train_classifier"]
+# maae_tf.photos.edit's face detection: dlib's HOG detector (binary wheel) and its 68- and 5-point
+# landmark models (shipped in face-recognition-models, ~100 MB sdist).
+FACES = ["dlib-bin>=19.24", "face-recognition-models>=0.3"]
 
 setup(
     name="maae_tf",
@@ -7,51 +17,40 @@ setup(
     description="Mask-aware photorealistic face attribute manipulation (M-AAE) in TensorFlow/Keras 3",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
+    license="Apache-2.0",
     python_requires=">=3.10",
-    # Only the library is installed: the top-level configs/, serving/, export/ and benchmarks/
-    # folders are project files (config files, deployment files, exported models, benchmark
-    # scripts), never site-packages names.
-    packages=find_packages(include=["maae_tf", "maae_tf.*"]),
+    # Only the library is installed, with the repository's configs/ as maae_tf/configs (so that
+    # --config=quickstart and the default config resolve wherever the package lies); serving/, export/ and
+    # benchmarks/ are project files (deployment files, exported models, benchmark scripts).
+    packages=find_packages(include=["maae_tf", "maae_tf.*"]) + ["maae_tf.configs"],
+    package_dir={"maae_tf.configs": "configs"},
     package_data={"maae_tf.photos": ["demo_page.html"]},  # the web demo's page (python -m maae_tf.demo)
+    # Upper bounds at the next major release, where an API we call may go.
     install_requires=[
         "tensorflow==2.21.*",
+        "keras>=3.12,<4",  # TF 2.21's own floor
         "tensorboard>=2.21,<2.22",
         "tensorflow-serving-api==2.21.*",
-        "absl-py>=2.1",
-        "ml_collections>=1.0",
-        "opencv-python-headless>=4.9",
-        "numpy>=1.26",
-        "grpcio>=1.60",
+        "protobuf>=6.31.1,<8",  # the serving requests' messages; TF 2.21's range
+        "grpcio>=1.60,<2",
+        "h5py>=3.11,<4",  # F_ID weight files (identity.source=h5); TF 2.21 caps it below 3.15
+        "absl-py>=2.1,<3",
+        "ml_collections>=1.0,<2",
+        "numpy>=1.26,<3",
+        "opencv-python-headless>=4.9,<6",  # 5.0 is what the tests run on
         "pillow>=10",  # photos with EXIF orientation, grayscale, RGBA, WebP (maae_tf.files.read_photo)
         "matplotlib>=3.8,<4",  # eval/curve.png, the in-training evaluation against steps and wall time
     ],
     extras_require={
-        # maae_tf.photos.edit's face detection: dlib's HOG detector (binary wheel) and its 68- and
-        # 5-point landmark models (shipped in face-recognition-models, ~100 MB sdist).
-        "faces": ["dlib-bin>=19.24", "face-recognition-models>=0.3"],
+        "faces": FACES,
         # TensorBoard's Profile tab for `python -m maae_tf.train --profile_steps=START,END`
         "profile": ["tensorboard-plugin-profile"],
         # python -m maae_tf.demo: the page itself is the standard library's http.server (no web
         # framework); it finds faces as edit does, so it needs what "faces" brings.
-        "demo": ["dlib-bin>=19.24", "face-recognition-models>=0.3"],
+        "demo": ["maae_tf[faces]"],
         # selenium drives Debian's chromium (apt: chromium chromium-driver, as .ci/run installs)
-        # in tests/test_demo.py's browser test
-        "dev": ["pytest>=8", "hypothesis>=6.100", "dlib-bin>=19.24", "face-recognition-models>=0.3",
-                "selenium>=4.20"],
+        # in tests/test_demo.py's browser test; ruff is the linter .ci/run runs
+        "dev": ["maae_tf[faces]", "pytest>=8", "hypothesis>=6.100", "selenium>=4.20", "ruff>=0.6"],
     },
-    entry_points={
-        "console_scripts": [
-            "maae-train=maae_tf.train:run",
-            "maae-evaluate=maae_tf.evaluate:run",
-            "maae-diagnose=maae_tf.diagnose:run",
-            "maae-synthetic=maae_tf.synthetic:run",
-            "maae-prepare=maae_tf.prepare:run",
-            "maae-train-identity=maae_tf.train_identity:run",
-            "maae-bench=maae_tf.bench:run",
-            "maae-export=maae_tf.export:run",
-            "maae-client=maae_tf.client:run",
-            "maae-edit=maae_tf.edit:run",
-            "maae-demo=maae_tf.demo:run",
-        ]
-    },
+    entry_points={"console_scripts": [f"maae-{c.replace('_', '-')}=maae_tf.{c}:run" for c in COMMANDS]},
 )

@@ -2,7 +2,7 @@
 
 `configs/celeba.py` (paper settings) and `configs/quickstart.py` start from `base_config()` and
 override what differs; `python -m maae_tf.train --config=configs/x.py --config.key=value` overrides
-further. The resolved config is written to `WORKDIR/config.json`, and every later command (evaluate,
+further (a bundled config also by name, wherever the package is installed: `--config=quickstart`). The resolved config is written to `WORKDIR/config.json`, and every later command (evaluate,
 export, bench) reads it back with `load_workdir_config`, so nothing drifts from training.
 """
 
@@ -20,9 +20,17 @@ import ml_collections
 from maae_tf import attributes
 from maae_tf.files import write_text_atomic
 
-# The repository's configs/ folder (celeba.py is the commands' default --config).
-CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
-DEFAULT_CONFIG = os.path.join(CONFIGS_DIR, "celeba.py")
+
+def bundled_configs_dir() -> str:
+    """The folder of the bundled configs (`--config=NAME`): the repository's configs/, installed as
+    maae_tf/configs (setup.py), or beside the package in a checkout or an editable install."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    installed = os.path.join(package, "configs")
+    return installed if os.path.isdir(installed) else os.path.join(os.path.dirname(package), "configs")
+
+
+CONFIGS_DIR = bundled_configs_dir()
+DEFAULT_CONFIG = os.path.join(CONFIGS_DIR, "celeba.py")  # the commands' default --config
 # The quickstart's data_dir (relative to the working directory): the only folder that
 # synthetic.build_if_missing fills, so that a mistyped --config.data_dir is an error, not a new set.
 SYNTHETIC_DIR = "data/synthetic"
@@ -156,6 +164,37 @@ def define_config_file(default: str, name: str = "config",
         _refuse_config_flag(sys.argv, default, name, e)
 
 
+def bundled_configs() -> list[str]:
+    """The names of the bundled configs, sorted (`celeba`, `celeba64`, `quickstart`)."""
+    files = os.listdir(CONFIGS_DIR) if os.path.isdir(CONFIGS_DIR) else []
+    return sorted(f[:-len(".py")] for f in files if f.endswith(".py") and not f.startswith("_"))
+
+
+def config_file(value: str) -> str:
+    """The file of a config flag's `value` (FILE, or FILE:ARG for get_config(ARG), ARG kept): a bundled
+    config's file for a bare name (`quickstart`) that is not a file here, else `value` as given.
+    Raises ValueError for a bare name that no bundled config has."""
+    file, colon, arg = value.partition(":")
+    if os.path.exists(file) or not re.fullmatch(r"\w+", file):
+        return value
+    if file not in bundled_configs():
+        raise ValueError(f"no bundled config named {file!r} (the bundled configs: {', '.join(bundled_configs())}; "
+                         "or give a config file's path)")
+    return os.path.join(CONFIGS_DIR, f"{file}.py") + colon + arg
+
+
+def with_config_files(argv: list[str], name: str = "config") -> list[str]:
+    """`argv` with the value of its --`name` flag (`--name=V` or `--name V`) replaced by `config_file(V)`."""
+    out = list(argv)
+    for i, arg in enumerate(argv[1:], 1):
+        if re.match(rf"^--?{name}=", arg):
+            flag, _, value = arg.partition("=")
+            out[i] = f"{flag}={config_file(value)}"
+        elif arg in (f"-{name}", f"--{name}") and i + 1 < len(argv):
+            out[i + 1] = config_file(argv[i + 1])
+    return out
+
+
 def run_command(main, config_default: str | None = None, short: dict[str, str] | None = None,
                 name: str = "config") -> None:
     """absl's app.run of a command's `main`, its flags parsed by `parse_flags` (a bad flag is one
@@ -170,11 +209,18 @@ def run_command(main, config_default: str | None = None, short: dict[str, str] |
 def parse_flags(argv: list[str], config_default: str | None = None, name: str = "config") -> list[str]:
     """The arguments left after parsing the flags of `argv` into absl's FLAGS (argv[0] first). A
     flag that is unknown or has a bad value ends in one `error:` line and exit 2, as does, with
-    `config_default`, a --`name` config file that does not load (see `define_config_file`)."""
+    `config_default`, a --`name` config file that does not load (see `define_config_file`) or a
+    bundled config's name that does not exist (`config_file`)."""
     from absl import flags
 
+    files = argv
+    if config_default is not None:
+        try:
+            files = with_config_files(argv, name)  # --name=quickstart: the bundled file
+        except ValueError as e:  # a name no bundled config has
+            _refuse_config_flag(argv, config_default, name, e)
     try:
-        rest = flags.FLAGS(argv)
+        rest = flags.FLAGS(files)
         if config_default is not None:
             flags.FLAGS[name].value.keys()  # a file that did not load fails at its first use: now
     except flags.UnrecognizedFlagError as e:
@@ -216,11 +262,14 @@ def describe_config_flag_error(argv, default: str, name: str, error: Exception) 
             overrides.append(m.group(1))
     path = given if given is not None else default
     flag = f"--{name}={path}" if given is not None else f"--{name} (default {path})"
-    file, _, arg = path.partition(":")
+    try:
+        file, _, arg = config_file(path).partition(":")
+    except ValueError as e:
+        return f"{flag}: {e}"
     if not os.path.isfile(file):
-        configs = sorted(f for f in os.listdir(CONFIGS_DIR) if f.endswith(".py")) if os.path.isdir(CONFIGS_DIR) else []
-        return (f"{flag}: no such config file" + (f" (the repository's configs, in {CONFIGS_DIR}: "
-                                                  f"{', '.join(configs)})" if configs else ""))
+        configs = [f"{n}.py" for n in bundled_configs()]
+        return (f"{flag}: no such config file" + (f" (the bundled configs, in {CONFIGS_DIR}: {', '.join(configs)}; "
+                                                  f"by name: --{name}=NAME)" if configs else ""))
     try:
         spec = importlib.util.spec_from_file_location(f"_{name}_file", file)
         module = importlib.util.module_from_spec(spec)

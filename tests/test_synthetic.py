@@ -165,7 +165,7 @@ def test_eyeglasses_darken_around_eyes(synth):
     glasses = _col(synth, "Eyeglasses")
     vals = []
     for im, m in zip(synth["images"], synth["marks"]):
-        (lx, ly), (rx, ry) = m[0:2], m[2:4]
+        (lx, ly), (rx, _) = m[0:2], m[2:4]
         bridge = im[ly - 5:ly + 1, (lx + rx) // 2 - 2:(lx + rx) // 2 + 3].mean()
         skin = _skin(im, m)
         vals.append(skin - bridge)

@@ -3,7 +3,6 @@ checkpoints, TensorBoard scalars, images and a profile), resuming after kill -9,
 resume a workdir with other settings."""
 
 import json
-import os
 import signal
 import subprocess
 import sys

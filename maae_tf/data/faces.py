@@ -184,7 +184,7 @@ def footprint(m: np.ndarray, size: int, height: int, width: int):
 
 
 def paste_change(photo: np.ndarray, change: np.ndarray, m: np.ndarray, mask: np.ndarray,
-                 head: "HeadMask | None" = None):
+                 head=None):
     """Adds the crop-space `change` (float32 [s, s, 3], edited − crop, RGB), weighted by `mask`
     ([s, s], in [0, 1]), to `photo` (uint8 gray [H, W], RGB or RGBA), both warped back by the
     inverse of `m` (photo → crop), and then multiplied by the photo-space weights of `head`

@@ -209,7 +209,7 @@ class Editor:
 
         tf = self.tf
         archive = keras.export.ExportArchive()
-        for k, model in enumerate(self.models):
+        for model in self.models:
             # encoder, decoder and discriminator: the identity network is not exported
             archive.track(model.encoder), archive.track(model.decoder), archive.track(model.discriminator)
         images = tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")

@@ -14,6 +14,7 @@ and reports latency p50 / p99 at batch 1, images/s at batch 32, and each path's 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import tempfile
@@ -64,8 +65,8 @@ def measure(editor, base: str, batch: int, latency_calls: int, throughput_calls:
             client = stack.enter_context(Client(running.grpc_address, "bench", timeout=600))
             paths["grpc"] = lambda x: client.predict({"images": x, "delta": delta(len(x))})["images"]
         for name, fn in paths.items():
-            lat = timed(lambda: fn(one), latency_calls)
-            thr = timed(lambda: fn(many), throughput_calls, warmup=1)
+            lat = timed(functools.partial(fn, one), latency_calls)
+            thr = timed(functools.partial(fn, many), throughput_calls, warmup=1)
             results[name] = {"p50_ms": float(np.percentile(lat, 50) * 1e3),
                              "p99_ms": float(np.percentile(lat, 99) * 1e3),
                              "images_per_s": float(batch / np.median(thr))}

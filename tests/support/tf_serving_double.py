@@ -258,7 +258,7 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             try:
                 inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
             except (TypeError, ValueError) as e:
-                raise ServingStatus(grpc.StatusCode.INVALID_ARGUMENT, f"could not parse a request tensor: {e}")
+                raise ServingStatus(grpc.StatusCode.INVALID_ARGUMENT, f"could not parse a request tensor: {e}") from e
             outputs = loaded.run(signature, inputs, request.output_filter)
         except ServingStatus as e:
             context.abort(e.code, e.message)
@@ -375,7 +375,8 @@ def _rest_handler(server: ModelServerDouble):
                     try:
                         inputs[k] = np.asarray(v, dtype=dtype)
                     except (TypeError, ValueError, OverflowError) as e:
-                        raise ServingStatus(grpc.StatusCode.INVALID_ARGUMENT, f"Failed to process input {k}: {e}")
+                        raise ServingStatus(grpc.StatusCode.INVALID_ARGUMENT,
+                                            f"Failed to process input {k}: {e}") from e
                 outputs = loaded.run(signature, inputs)
             except ServingStatus as e:
                 return self._fail(e)
