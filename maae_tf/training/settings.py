@@ -5,6 +5,7 @@ from __future__ import annotations
 import ml_collections
 
 from maae_tf import attributes
+from maae_tf.evaluation import identity
 from maae_tf.model import augment, precision
 from maae_tf.training import distribute
 
@@ -45,8 +46,9 @@ def check(c: ml_collections.ConfigDict) -> None:
         precision.apply(c.precision)  # raises, naming the supported values
     if c.strategy not in distribute.STRATEGIES:
         distribute.resolve(c.strategy)  # raises, naming the supported values
-    if c.eval.identity_network not in ("auto", "dlib", "fid"):
-        raise ValueError(f"eval.identity_network must be 'auto', 'dlib' or 'fid', got {c.eval.identity_network!r}")
+    if identity.embedder_kind(c.eval.identity_network) not in identity.EMBEDDERS:
+        raise ValueError(f"eval.identity_network must be one of {', '.join(identity.EMBEDDERS)}, "
+                         f"got {c.eval.identity_network!r}")
     if c.eval.sweep_steps < 2 or c.eval.every < 0 or c.eval.batch < 2:
         raise ValueError("eval.sweep_steps must be >= 2, eval.every >= 0 and eval.batch >= 2")
     if c.batch_size < 1 or c.width <= 0:
