@@ -39,6 +39,7 @@ setup(
         "numpy>=1.26,<3",
         "opencv-python-headless>=4.9,<6",  # 5.0 is what the tests run on
         "pillow>=10",  # photos with EXIF orientation, grayscale, RGBA, WebP (maae_tf.files.read_photo)
+        "ai-edge-litert>=2.3,<3",  # the segmenter's TFLite runtime (tf.lite.Interpreter is deprecated)
         "matplotlib>=3.8,<4",  # eval/curve.png, the in-training evaluation against steps and wall time
     ],
     extras_require={

@@ -138,7 +138,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval.classifier_batch = 32
     c.eval.classifier_dir = ""  # "" = the dataset's cached classifier (maae_tf.evaluation.classifier.default_dir)
     # the face-recognition network of the identity metric: "auto" (dlib's ResNet when installed,
-    # else the run's own F_ID, labelled) | "dlib" | "fid"
+    # else the run's own F_ID, labelled) | "dlib" | "training" (the run's own F_ID; "fid" is its old name)
     c.eval.identity_network = "auto"
     c.eval.sweep_steps = 9  # δ values from -δ0 to +δ0 in the sweep strips and the monotonicity check
     c.eval.sweep_images = 100  # images whose sweep the monotonicity check scores

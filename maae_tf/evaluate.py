@@ -3,7 +3,7 @@
 from absl import app, flags
 
 from maae_tf import config as config_lib
-from maae_tf.evaluation import evaluate
+from maae_tf.evaluation import evaluate, identity
 
 flags.DEFINE_string("workdir", None, "Training run folder (holds config.json and checkpoints/).")
 flags.DEFINE_list("workdirs", None, "Several runs to evaluate and compare in one table (ablations).")
@@ -14,8 +14,9 @@ flags.DEFINE_string("out", None, "Folder of comparison.md / multi_attribute.md; 
 flags.DEFINE_integer("num_images", None, "Test images to evaluate; default config.eval.num_images.")
 flags.DEFINE_integer("seed", None, "Seed of the attribute classifier's training; default config.seed.")
 flags.DEFINE_integer("num_examples", 8, "Rows of examples.png and sweep.png.")
-flags.DEFINE_enum("identity_network", None, ["auto", "dlib", "fid"],
-                  "Face-recognition network of identity_similarity; default config.eval.identity_network.")
+flags.DEFINE_enum("identity_network", None, [*identity.EMBEDDERS, *identity.RENAMED],
+                  "Face-recognition network of identity_similarity (training: the run's own F_ID; fid: its "
+                  "deprecated name); default config.eval.identity_network.")
 flags.DEFINE_bool("reuse", False, "--workdirs: reuse a run's eval/metrics.json when it is of the same checkpoint, "
                                   "image count, seed and identity network.")
 FLAGS = flags.FLAGS

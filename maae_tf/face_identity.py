@@ -9,10 +9,11 @@ flags.DEFINE_string("images", None, "Folder of aligned 178x218 CelebA photos (or
 flags.DEFINE_integer("limit", 32, "Use the first LIMIT images (sorted by name).")
 flags.DEFINE_integer("image_size", 128, "Side of the crops, as the model sees them.")
 flags.DEFINE_integer("jpeg_quality", 30, "JPEG quality of the degraded self copies.")
-flags.DEFINE_enum("embedder", "auto", list(identity.EMBEDDERS), "Face embedding network.")
+flags.DEFINE_enum("embedder", "auto", [*identity.EMBEDDERS, *identity.RENAMED],
+                  "Face embedding network (training: the run's own F_ID; fid: its deprecated name).")
 flags.DEFINE_string("out", None, "Write the figures to this JSON file.")
 flags.DEFINE_enum("identity_source", "imagenet", ["imagenet", "h5", "random"],
-                  "F_ID weights for --embedder=fid (config.identity.source).")
+                  "F_ID weights for --embedder=training (config.identity.source).")
 flags.DEFINE_string("identity_weights_path", "", "F_ID h5 weight file for --identity_source=h5.")
 FLAGS = flags.FLAGS
 

@@ -4,6 +4,7 @@ command line (CPU; dlib tests skip where dlib or ../shared/celeba-sample is abse
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -64,39 +65,51 @@ def test_cosine_known_values_zero_rows_and_shape_errors():
 
 # --------------------------------------------------------------------------------- F_ID embedder
 @pytest.fixture(scope="module")
-def fid():
-    return fi.make_embedder("fid", tiny_config())
+def own():
+    """The run's own F_ID (identity network "training") with random weights."""
+    return fi.make_embedder("training", tiny_config())
 
 
-def test_fid_embedder_unit_norm_deterministic_and_named(fid):
+def test_training_embedder_unit_norm_deterministic_and_named(own):
     x = np.random.default_rng(0).uniform(-1, 1, (5, 32, 32, 3)).astype(np.float32)
-    e = fid.embed(x)
+    e = own.embed(x)
     assert e.shape[0] == 5 and e.dtype == np.float64
     np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-9)
-    np.testing.assert_array_equal(e, fid.embed(x))
-    np.testing.assert_allclose(fi.identity_similarity(fid, x, x), 1.0, atol=1e-9)
-    np.testing.assert_allclose(fid.embed(x[0]), e[:1], atol=1e-6)        # one [S, S, 3] image
-    assert fid.embed(np.zeros((2, 64, 64, 3), np.float32)).shape == (2, e.shape[1])  # resized to 32
-    assert fid.embed(np.zeros((0, 32, 32, 3), np.float32)).shape == (0, e.shape[1])
-    assert "random weights" in fid.name and "not a face recogniser" in fid.name
+    np.testing.assert_array_equal(e, own.embed(x))
+    np.testing.assert_allclose(fi.identity_similarity(own, x, x), 1.0, atol=1e-9)
+    np.testing.assert_allclose(own.embed(x[0]), e[:1], atol=1e-6)        # one [S, S, 3] image
+    assert own.embed(np.zeros((2, 64, 64, 3), np.float32)).shape == (2, e.shape[1])  # resized to 32
+    assert own.embed(np.zeros((0, 32, 32, 3), np.float32)).shape == (0, e.shape[1])
+    assert "random weights" in own.name and "not a face recogniser" in own.name
 
 
-def test_embedders_reject_bad_inputs(fid):
+def test_embedders_reject_bad_inputs(own):
     with pytest.raises(ValueError, match="floats in"):
-        fid.embed(np.zeros((1, 32, 32, 3), np.uint8))
+        own.embed(np.zeros((1, 32, 32, 3), np.uint8))
     for shape in ((1, 16, 16, 3), (1, 32, 48, 3), (1, 32, 32, 1), (32, 32)):
         with pytest.raises(ValueError, match="S >= 32"):
-            fid.embed(np.zeros(shape, np.float32))
+            own.embed(np.zeros(shape, np.float32))
 
 
 def test_make_embedder_errors():
-    with pytest.raises(ValueError, match="auto, dlib, fid"):
+    with pytest.raises(ValueError, match="auto, dlib, training"):
         fi.make_embedder("vggface")
     with pytest.raises(ValueError, match="config"):
-        fi.make_embedder("fid")
+        fi.make_embedder("training")
 
 
-def test_auto_falls_back_to_fid_without_dlib(monkeypatch):
+def test_old_name_fid_still_means_training(caplog):
+    """"fid", the deprecated name of "training", still works, with one warning line per process."""
+    fi._warn_renamed.cache_clear()
+    caplog.set_level(logging.WARNING)
+    first, second = fi.make_embedder("fid", tiny_config()), fi.make_embedder("fid", tiny_config())
+    assert isinstance(first, fi.TrainingEmbedder) and isinstance(second, fi.TrainingEmbedder)
+    lines = [r.getMessage() for r in caplog.records if "deprecated" in r.getMessage()]
+    assert lines == ["identity network 'fid' is deprecated: it is now called 'training' (the run's own F_ID)"]
+    assert [fi.current_name(k) for k in ("fid", "training", "dlib")] == ["training", "training", "dlib"]
+
+
+def test_auto_falls_back_to_training_without_dlib(monkeypatch):
     def missing():
         raise RuntimeError("no dlib here")
 
@@ -106,7 +119,7 @@ def test_auto_falls_back_to_fid_without_dlib(monkeypatch):
     with pytest.raises(ValueError, match="no dlib here"):
         fi.make_embedder("auto")                                  # nothing to fall back to
     embedder = fi.make_embedder("auto", tiny_config())
-    assert isinstance(embedder, fi.FidEmbedder) and "F_ID" in embedder.name
+    assert isinstance(embedder, fi.TrainingEmbedder) and "F_ID" in embedder.name
 
 
 # ------------------------------------------------------------------------------ separation_check
@@ -207,14 +220,14 @@ def _write_faces(folder, n=3):
     return folder
 
 
-@pytest.mark.parametrize("embedder", ["dlib", "fid"])
+@pytest.mark.parametrize("embedder", ["dlib", "training"])
 def test_cli_writes_figures(tmp_path, embedder):
     if embedder == "dlib":
         _dlib_or_skip()
     folder = _write_faces(tmp_path / "faces")
     out = tmp_path / "out" / "identity.json"
     args = [f"--images={folder}", "--image_size=64", f"--out={out}", f"--embedder={embedder}"]
-    if embedder == "fid":
+    if embedder == "training":
         args.append("--identity_source=random")
     proc = _cli(*args)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -190,6 +190,28 @@ def test_segmenter_runner_resizes_both_ways(tiny_model):
     assert mev.iou(p >= 0.5, disk) > 0.85  # through a 16×16 bottleneck
 
 
+def test_interpreter_falls_back_to_tf_lite_without_litert(tiny_model, monkeypatch):
+    """Without ai_edge_litert the model runs in tf.lite.Interpreter, with no deprecation warning and
+    the same probabilities; with it, in LiteRT's Interpreter."""
+    import warnings
+
+    import tensorflow as tf
+
+    img = red_disk()
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "ai_edge_litert", None)  # None in sys.modules: the import raises ImportError
+        m.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            fallback = seg.Segmenter(tiny_model)
+        assert type(fallback.interpreter) is tf.lite.Interpreter
+        p_fallback = fallback.probability(img)
+    litert = pytest.importorskip("ai_edge_litert.interpreter")
+    runner = seg.Segmenter(tiny_model)
+    assert type(runner.interpreter) is litert.Interpreter
+    np.testing.assert_allclose(runner.probability(img), p_fallback, atol=1e-6)
+
+
 def test_segmenter_checks_sha256(tiny_model, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="sha256"):
         seg.Segmenter(tiny_model, sha256="0" * 64)

@@ -52,7 +52,7 @@ def _request(config, num_images, seed, identity_network) -> dict:
     """What an evaluation was asked for, with the config's defaults filled in."""
     return {"num_images": int(config.eval.num_images if num_images is None else num_images),
             "seed": int(config.seed if seed is None else seed),
-            "identity_network": identity_network or config.eval.identity_network}
+            "identity_network": face_identity.embedder_kind(identity_network or config.eval.identity_network)}
 
 
 def reusable(workdir: str, num_images: int | None = None, seed: int | None = None,
@@ -70,7 +70,9 @@ def reusable(workdir: str, num_images: int | None = None, seed: int | None = Non
     except (OSError, ValueError):
         return None
     want = _request(load_workdir_config(workdir), num_images, seed, identity_network)
-    same = m.get("version") == VERSION and m.get("request") == want and m.get("step") == int(latest.rsplit("-", 1)[1])
+    saved = dict(m.get("request") or {})
+    saved["identity_network"] = face_identity.current_name(saved.get("identity_network"))  # an older run's name
+    same = m.get("version") == VERSION and saved == want and m.get("step") == int(latest.rsplit("-", 1)[1])
     return m if same else None
 
 

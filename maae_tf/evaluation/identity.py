@@ -13,8 +13,8 @@ gradients, so it cannot have learnt to satisfy it):
 - `DlibEmbedder` (the default): dlib's ResNet face descriptor (dlib_face_recognition_resnet_model_v1,
   128-D, 99.38 % on LFW), on 150×150 chips aligned by dlib's 5-point landmarks, both models from the
   face-recognition-models package.
-- `FidEmbedder`: the project's own F_ID (models/identity.py), globally average-pooled, as a
-  labelled fallback where dlib is not installed. It is the network of the training loss, so it is
+- `TrainingEmbedder` (`training`): the run's own F_ID (models/identity.py), globally
+  average-pooled, as a labelled fallback where dlib is not installed. It is the network of the training loss, so it is
   not independent, and its `name` says which weights it has (random weights are not a recogniser).
 
 Scale of the dlib figures (measured on a 32-photo CelebA sample): dlib's raw
@@ -53,7 +53,9 @@ from maae_tf.model.networks import build_identity
 from maae_tf.model.spec import ModelSpec
 
 
-EMBEDDERS = ("auto", "dlib", "fid")
+EMBEDDERS = ("auto", "dlib", "training")
+# old name -> current name, still accepted: "fid" (the run's F_ID) read as Fréchet Inception Distance
+RENAMED = {"fid": "training"}
 RECOGNITION_MODEL = "dlib_face_recognition_resnet_model_v1.dat"
 
 # dlib works on crops enlarged (cubic) or shrunk (area) to this side: the face box is then about
@@ -153,15 +155,15 @@ class DlibEmbedder(Embedder):
         return _unit_rows(np.array([np.array(d) for d in self.recogniser.compute_face_descriptor(chips)]))
 
 
-def _fid_name(identity) -> str:
-    """What F_ID's weights are, for FidEmbedder.name (build_identity has rejected other sources)."""
+def _training_name(identity) -> str:
+    """What F_ID's weights are, for TrainingEmbedder.name (build_identity has rejected other sources)."""
     what = {"random": "random weights, not a face recogniser",
             "imagenet": "ImageNet VGG16 features, not trained on faces",
             "h5": identity.weights_path}[identity.source]
     return f"maae_tf F_ID (identity.source={identity.source}: {what})"
 
 
-class FidEmbedder(Embedder):
+class TrainingEmbedder(Embedder):
     """The project's identity network F_ID (`model.networks.build_identity`: config.identity.source,
     weights_path, width, image_size), its block4_conv1 features globally average-pooled and
     L2-normalised. Images of another size are resized to config.image_size (bilinear,
@@ -173,7 +175,7 @@ class FidEmbedder(Embedder):
         self.model = build_identity(spec.identity, spec.networks.image_size, spec.networks.width)
         self.image_size = int(config.image_size)
         self.batch_size = int(batch_size)
-        self.name = _fid_name(config.identity)
+        self.name = _training_name(config.identity)
 
     def embed(self, images) -> np.ndarray:
         x = _as_batch(images)
@@ -187,10 +189,29 @@ class FidEmbedder(Embedder):
         return _unit_rows(np.concatenate(pooled))
 
 
+def current_name(kind: str) -> str:
+    """`kind` (an identity network: EMBEDDERS) under its current name (RENAMED)."""
+    return RENAMED.get(kind, kind)
+
+
+@functools.cache
+def _warn_renamed(old: str, new: str) -> None:
+    logging.warning("identity network %r is deprecated: it is now called %r (the run's own F_ID)", old, new)
+
+
+def embedder_kind(kind: str) -> str:
+    """`current_name(kind)`, with a one-line deprecation warning (once a process) for an old name."""
+    if kind in RENAMED:
+        _warn_renamed(kind, RENAMED[kind])
+    return current_name(kind)
+
+
 def make_embedder(kind: str = "auto", config=None) -> Embedder:
-    """"dlib" → DlibEmbedder (RuntimeError when dlib is missing); "fid" → FidEmbedder(config);
-    "auto" → dlib when it is installed, else FidEmbedder(config) with a warning. ValueError for
-    an unknown kind, or when F_ID is needed and `config` is None."""
+    """"dlib" → DlibEmbedder (RuntimeError when dlib is missing); "training" → TrainingEmbedder(config);
+    "auto" → dlib when it is installed, else TrainingEmbedder(config) with a warning; an old name
+    (RENAMED) → its current one. ValueError for an unknown kind, or when F_ID is needed and
+    `config` is None."""
+    kind = embedder_kind(kind)
     if kind not in EMBEDDERS:
         raise ValueError(f"embedder must be one of {', '.join(EMBEDDERS)}, got {kind!r}")
     if kind == "dlib":
@@ -202,13 +223,13 @@ def make_embedder(kind: str = "auto", config=None) -> Embedder:
             if config is None:
                 raise ValueError(f"dlib is not available ({e}) and no config was given for the F_ID "
                                  "fallback") from None
-            embedder = FidEmbedder(config)
+            embedder = TrainingEmbedder(config)
             logging.warning("identity similarity: dlib is not available (%s); falling back to %s, which "
                             "is not independent of training", e, embedder.name)
             return embedder
     if config is None:
-        raise ValueError("embedder 'fid' needs the run's config (its identity network settings)")
-    return FidEmbedder(config)
+        raise ValueError("embedder 'training' needs the run's config (its identity network settings)")
+    return TrainingEmbedder(config)
 
 
 # --------------------------------------------------------------------------------------- metric

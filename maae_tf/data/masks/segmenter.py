@@ -1,5 +1,6 @@
 """Mask source `segmenter`: MediaPipe's selfie (person) segmentation model, run offline with
-TensorFlow's TFLite interpreter, restricted to a head region (face + hair).
+LiteRT (`ai-edge-litert`; TensorFlow's deprecated `tf.lite.Interpreter` where it is missing),
+restricted to a head region (face + hair).
 
 The model: `mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite` (Apache-2.0,
 249,505 bytes) from the PyPI wheel `mediapipe==0.10.21`. That wheel pins numpy<2 and
@@ -58,7 +59,7 @@ WHEEL_REQUIREMENT = "mediapipe==0.10.21"
 WHEEL_MEMBER = "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite"
 MODEL_FILE = "selfie_segmentation.tflite"
 MODEL_SHA256 = "9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c"
-# the wheel pip picked here (cp311 manylinux_2_28_x86_64); any mediapipe 0.10.21 wheel carries the same file
+# cp311 manylinux_2_28_x86_64: the smallest registry package with this exact file (35.6 MB; docs/masks.md: why)
 WHEEL_PLATFORM_ARGS = ("--platform", "manylinux_2_28_x86_64", "--python-version", "3.11",
                        "--only-binary=:all:", "--implementation", "cp")
 # region mode -> the ways to the head region's 5 points, tried in order (module docstring)
@@ -138,6 +139,20 @@ def fetch_segmenter_model(cache: str | None = None, wheel: str | None = None) ->
     return target
 
 
+def tflite_interpreter(path: str, num_threads: int = 1):
+    """An interpreter for the .tflite file `path`: LiteRT's when `ai-edge-litert` is installed,
+    else TensorFlow's `tf.lite.Interpreter` (deprecated, same API and, for this model, same output)."""
+    try:  # imported here, not at the top: importing the mask sources stays light
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        import tensorflow as tf
+
+        with warnings.catch_warnings():  # its deprecation warning points to LiteRT, which is not installed here
+            warnings.simplefilter("ignore")
+            return tf.lite.Interpreter(model_path=path, num_threads=num_threads)
+    return Interpreter(model_path=path, num_threads=num_threads)
+
+
 class Segmenter:
     """A TFLite person-segmentation model: image → person probability at the image's size.
 
@@ -155,11 +170,7 @@ class Segmenter:
                                      f"with pip, ~36 MB, keeps only the 250 KB model)")
         if sha256 is not None and sha256_of(path) != sha256:
             raise RuntimeError(f"{path} has sha256 {sha256_of(path)}, expected {sha256}: delete it and fetch again")
-        import tensorflow as tf  # only this source runs a TF model: importing the mask sources stays light
-
-        with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated": it still works in TF 2.21
-            warnings.simplefilter("ignore")
-            self.interpreter = tf.lite.Interpreter(model_path=path, num_threads=num_threads)
+        self.interpreter = tflite_interpreter(path, num_threads)
         self.interpreter.allocate_tensors()
         inp, = self.interpreter.get_input_details()
         out = self.interpreter.get_output_details()[0]
