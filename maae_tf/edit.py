@@ -7,7 +7,7 @@ from absl import flags
 
 from maae_tf import config as config_lib
 from maae_tf import photo_flags
-from maae_tf.photos import edit
+from maae_tf.photos import edit, edit_options
 
 flags.DEFINE_float("delta", None, "Edit strength for every attribute of the model not named by --attr.")
 flags.DEFINE_multi_string("attr", [], "NAME=DELTA: strength of one attribute (CelebA name or alias: "
@@ -25,16 +25,16 @@ FLAGS = flags.FLAGS
 SHORT = {"-o": "out"}
 
 
-def options(photos: list[str]) -> edit.Options:
-    """edit.Options of the parsed flags and the positional `photos`."""
-    return edit.Options(photos=photos, delta=FLAGS.delta, attr=FLAGS.attr, face=FLAGS.face, sweep=FLAGS.sweep,
-                        format=FLAGS.format, out=FLAGS.out, overwrite=FLAGS.overwrite, timings=FLAGS.timings,
-                        **photo_flags.model_options())
+def options(photos: list[str]) -> edit_options.Options:
+    """edit_options.Options of the parsed flags and the positional `photos`."""
+    return edit_options.Options(photos=photos, delta=FLAGS.delta, attr=FLAGS.attr, face=FLAGS.face, sweep=FLAGS.sweep,
+                                format=FLAGS.format, out=FLAGS.out, overwrite=FLAGS.overwrite, timings=FLAGS.timings,
+                                **photo_flags.model_options())
 
 
-def parse(argv: list[str]) -> edit.Options:
-    """edit.Options of a whole command line (argv[0] the program), parsed afresh: for tests, which
-    call edit.edit_photos with a detector of their own."""
+def parse(argv: list[str]) -> edit_options.Options:
+    """edit_options.Options of a whole command line (argv[0] the program), parsed afresh: for tests,
+    which call edit.edit_photos with a detector of their own."""
     FLAGS.unparse_flags()
     return options(config_lib.parse_flags(config_lib.expand_short_flags(argv, SHORT))[1:])
 

@@ -123,3 +123,16 @@ class HeadMasker:
         local = (points - [x0, y0]).astype(np.float32)
         head, source = self.head(np.ascontiguousarray(rgb[y0:y1, x0:x1, :3]), local, name)
         return HeadMask((x0, y0, x1, y1), grow_and_feather(head, grow, feather), source)
+
+
+def default_masker(log=print) -> HeadMasker:
+    """The HeadMasker of `edit` and the demo: the cached selfie segmenter, else (after a one-line
+    note, when it is not cached or damaged) the landmark prior alone; it never downloads."""
+    from maae_tf.data.masks import make_source
+
+    try:
+        segmenter = make_source("segmenter:region=landmarks")
+    except (OSError, RuntimeError, ValueError) as e:  # ModelNotCached is an OSError
+        log(f"note: {e}; blending under the landmark prior (head ellipses from the 5 landmarks) instead")
+        segmenter = None
+    return HeadMasker(segmenter)
