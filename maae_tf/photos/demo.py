@@ -35,7 +35,6 @@ import os
 import sys
 import threading
 import time
-import urllib.parse
 
 import numpy as np
 
