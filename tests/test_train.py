@@ -70,7 +70,7 @@ def test_short_run_writes_config_checkpoints_and_summaries(tmp_path, synth):
     assert cfg["attr"] == "mouth_open" and cfg["image_size"] == 32
     assert checkpoint_steps(workdir) == [2, 4]
     assert "TRAINING ON THE CPU" in r.stderr
-    assert "pairs/s" in r.stderr and "step 4 |" in r.stderr
+    assert "pairs/s" in r.stderr and "step 4/4 (100 %) |" in r.stderr and "ETA 0:00:00" in r.stderr
     tags, images = set(), 0
     for ev in (workdir / "tensorboard").glob("events.out.tfevents.*"):
         for e in tf.compat.v1.train.summary_iterator(str(ev)):
@@ -119,7 +119,7 @@ def test_kill_9_then_rerun_resumes_from_the_last_checkpoint(tmp_path, synth):
     assert f"resumed from {workdir / 'checkpoints' / f'ckpt-{last}'}" in r.stderr
     assert f"training steps {last} -> {last + 4}" in r.stderr
     assert checkpoint_steps(workdir)[-1] == last + 4
-    assert f"step {last + 1} |" in r.stderr  # the step count continues
+    assert f"step {last + 1}/{last + 4} (" in r.stderr  # the step count continues towards the same total
 
 
 def test_resuming_with_other_settings_is_refused(tmp_path, synth):
