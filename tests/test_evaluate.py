@@ -244,7 +244,7 @@ def test_evaluate_cli_end_to_end(tiny_run):
     width = 9 * (tile + pad) + pad  # input, reconstruction, ±δ0, 5 sweep columns; the 9 sweep deltas
     assert Image.open(out / "examples.png").size == (width, band + 3 * (tile + pad) + pad)
     assert Image.open(out / "sweep.png").size == (width, band + pad + 3 * (tile + pad + 14))  # P under tiles
-    assert Image.open(out / "attribute_vs_delta.png").size == (640, 420)
+    assert Image.open(out / "attribute_vs_delta.png").size == (640, 480)
     by_label = m["sweep_probability_by_label"]
     assert by_label["negatives"]["count"] + by_label["positives"]["count"] == 9
     report_md = (out / "report.md").read_text()

@@ -188,7 +188,7 @@ def attribute_vs_delta_png(deltas, by_label: dict, attr: str) -> bytes:
     and the interquartile band of each group of `by_label` (the sweep evaluator's
     sweep_probability_by_label: "negatives" and "positives", each `metrics.column_spread`).
     Returns PNG bytes."""
-    fig = new_figure((6.4, 4.2))
+    fig = new_figure((6.4, 4.8))
     ax = fig.add_subplot(1, 1, 1)
     xs = np.asarray(deltas, np.float64)
     for key, label, colour in DELTA_GROUPS:
@@ -204,5 +204,5 @@ def attribute_vs_delta_png(deltas, by_label: dict, attr: str) -> bytes:
     ax.set_ylabel(f"P({attr}) by the attribute classifier")
     ax.set_title(f"{attr}: the classifier's P against δ, G(x, δ) of test images", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=8, frameon=False)  # off the curves
     return png_bytes(fig)
