@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from maae_tf import attributes
 
@@ -20,6 +21,7 @@ from maae_tf.evaluation import metrics
 from maae_tf.evaluation import registry
 from maae_tf.evaluation import report
 from maae_tf.evaluation import scoring
+from maae_tf.evaluation import visualize
 
 from conftest import TINY_ATTR, TINY_SPLITS, tiny_train_config  # noqa: E402  (tests/ is on sys.path under pytest)
 
@@ -134,9 +136,15 @@ def test_evaluators_sum_over_batches_and_keep_the_first_sweeps():
                       evaluators.SweepEvaluator(_RedJudge(), 0, [-5.0, 0.0, 5.0], count=3, tolerance=0.0)]
     split = [{"image": x[a:b], "mask": mask[a:b], "positive": positive[a:b]} for a, b in ((0, 2), (2, 5))]
     whole, _ = evaluators.run(_Inverter(), [{"image": x, "mask": mask, "positive": positive}], family(), 5.0)
-    parts, _ = evaluators.run(_Inverter(), split, family(), 5.0)
+    seen = []
+    parts, _ = evaluators.run(_Inverter(), split, family(), 5.0, on_batch=lambda n, t: seen.append((n, sorted(t))))
     assert whole == parts
     assert whole["sweep_monotonic_share_count"] == 3 and whole["background_psnr_count"] == 10
+    assert [n for n, _ in seen] == [2, 5] and seen[0][1] == ["edit", "edits", "pixel", "sweep"]
+    # the sweep's 3 images (True, False, False) split by label for attribute_vs_delta.png
+    by_label = whole["sweep_probability_by_label"]
+    assert by_label["positives"]["count"] == 1 and by_label["negatives"]["count"] == 2
+    assert len(by_label["negatives"]["q25"]) == len(by_label["negatives"]["mean"]) == 3
     with pytest.raises(ValueError, match="the batches has no images"):
         evaluators.run(_Inverter(), [], family(), 5.0)
 
@@ -197,6 +205,7 @@ def test_evaluate_cli_end_to_end(tiny_run):
     proc = _cli(f"--workdir={tiny_run}", "--num_images=9", "--num_examples=3")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "background_psnr" in proc.stdout and "images/s" in proc.stdout
+    assert "evaluate: editing and scoring 9/9 (100 %)" in proc.stderr and "ETA 0:00:00" in proc.stderr
     out = tiny_run / "eval"
     m = json.loads((out / "metrics.json").read_text())
     test_n = TINY_SPLITS[2]
@@ -226,8 +235,14 @@ def test_evaluate_cli_end_to_end(tiny_run):
     assert not {"psnr_averaging", "background_count_note", "ssim", "l1_scale"} & set(m)
     assert m["classifier"]["reused"] is False and m["classifier"]["steps"] == 30
     assert os.path.exists(m["classifier"]["path"])  # the dataset's classifier, in the (private) cache
-    for png in ("examples.png", "sweep.png"):
-        assert (out / png).stat().st_size > 0
+    # the pictures: 64 px tiles and their 2 px padding enlarged 2x, under a strip of column titles
+    tile, pad, band = 128, 4, visualize.header_height(128)
+    width = 9 * (tile + pad) + pad  # input, reconstruction, ±δ0, 5 sweep columns; the 9 sweep deltas
+    assert Image.open(out / "examples.png").size == (width, band + 3 * (tile + pad) + pad)
+    assert Image.open(out / "sweep.png").size == (width, band + pad + 3 * (tile + pad + 14))  # P under tiles
+    assert Image.open(out / "attribute_vs_delta.png").size == (640, 480)
+    by_label = m["sweep_probability_by_label"]
+    assert by_label["negatives"]["count"] + by_label["positives"]["count"] == 9
     report_md = (out / "report.md").read_text()
     assert all(f"| {metric.title} |" in report_md for metric in registry.report_rows())
     assert "per-image" in report_md and "sweep.png" in report_md

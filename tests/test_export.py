@@ -210,6 +210,8 @@ def test_cli_exports_and_names_a_missing_run(exported, tmp_path):
                          f"--out={tmp_path / 'cli'}"], capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert ok.stdout.strip() == str(tmp_path / "cli" / "1")
+    for phase in ("restored 1 run(s) at step(s) 3 in", "traced the signatures in", "wrote the SavedModel"):
+        assert f"export: {phase}" in ok.stderr
     bad = subprocess.run([sys.executable, "-m", "maae_tf.export", f"--workdir={tmp_path / 'nope'}",
                           f"--out={tmp_path / 'x'}"], capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
     assert bad.returncode == 2 and "config.json not found" in bad.stderr

@@ -10,7 +10,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "maae_tf"
 # A module is in the layer of the longest prefix listed; the package's other top-level modules are
 # the commands (`python -m maae_tf.<command>`), the top layer.
 LAYERS = (
-    ("base", ("maae_tf.attributes", "maae_tf.files", "maae_tf.config")),
+    ("base", ("maae_tf.attributes", "maae_tf.files", "maae_tf.config", "maae_tf.progress")),
     ("model", ("maae_tf.model",)),
     ("data", ("maae_tf.data",)),
     ("evaluation", ("maae_tf.evaluation",)),

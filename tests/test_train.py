@@ -82,6 +82,7 @@ def test_short_run_writes_config_checkpoints_and_summaries(tmp_path, synth):
     assert checkpoint_steps(workdir) == [2, 4]
     assert "TRAINING ON THE CPU" in r.stderr  # the one notice without a file
     assert logged_steps(workdir)[0][-1] == 4
+    assert "step 4/4 (100 %) |" in r.stderr and "ETA 0:00:00" in r.stderr  # the progress line's total and ETA
     tags, images = set(), 0
     for ev in (workdir / "tensorboard").glob("events.out.tfevents.*"):
         for e in tf.compat.v1.train.summary_iterator(str(ev)):

@@ -42,7 +42,7 @@ import re
 import sys
 import time
 
-
+from maae_tf import progress
 from maae_tf.config import base_config
 from maae_tf.data import layout, records, shard_writer
 from maae_tf.files import write_text_atomic
@@ -91,9 +91,12 @@ def plan(celeba_dir: str, shard_size: int) -> list[list[tuple]]:
 
 
 class _Progress:
+    """The progress line on stderr: rewritten in place on a terminal, else one line every 5 s."""
+
     def __init__(self, total: int, skipped: int):
-        self.total, self.skipped = total, skipped
-        self.start = time.perf_counter()
+        self.skipped = skipped
+        # the rate counts this run's images: the shards kept from an earlier run are done already
+        self.tracker = progress.Tracker(total, start=skipped)
         self.tty = sys.stderr.isatty()
         self.last = 0.0
 
@@ -102,12 +105,7 @@ class _Progress:
         if not final and now - self.last < (0.5 if self.tty else 5.0):
             return
         self.last = now
-        elapsed = now - self.start
-        rate = done / elapsed if elapsed > 0 else 0.0
-        left = self.total - self.skipped - done
-        eta = f"{left / rate:.0f} s" if rate > 0 else "?"
-        msg = (f"prepare: {self.skipped + done}/{self.total} images "
-               f"({100.0 * (self.skipped + done) / max(1, self.total):.1f}%), {rate:.0f} images/s, ETA {eta}")
+        msg = f"prepare: images {self.tracker.line(self.skipped + done)}"
         if self.tty:
             sys.stderr.write("\r" + msg + ("\n" if final else ""))
         else:

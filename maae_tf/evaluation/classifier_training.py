@@ -22,6 +22,7 @@ import tensorflow as tf
 from absl import logging
 from keras import layers
 
+from maae_tf import progress
 from maae_tf.evaluation import classifier_data
 
 CHANNELS = (32, 64, 128, 256, 256)
@@ -81,13 +82,15 @@ def train_classifier(config, attrs, steps: int, batch: int, seed: int | None = N
         return loss, acc
 
     t0 = time.perf_counter()
+    tracker = progress.Tracker(int(steps))
     data = iter(classifier_data.train_dataset(config, names, batch, seed, plan))
     for i in range(int(steps)):
         images, labels = next(data)
         loss, acc = step(images, labels)
         if log_every and ((i + 1) % log_every == 0 or i + 1 == steps):
-            logging.info("classifier step %d/%d: loss %.4f, batch accuracy %.3f (%.1f s)", i + 1, steps,
-                         float(loss), float(acc), time.perf_counter() - t0)
+            logging.info("classifier step %s | loss %.4f, batch accuracy %.3f (%.1f s)",
+                         tracker.line(i + 1, "images", per_item=batch), float(loss), float(acc),
+                         time.perf_counter() - t0)
     return model
 
 

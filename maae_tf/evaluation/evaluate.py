@@ -7,7 +7,8 @@ ablation table of several (--workdirs) or sequential multi-attribute edits (--co
     python -m maae_tf.evaluate --workdirs=runs/full,runs/entire,runs/no_id,runs/no_mask [--out=DIR]
     python -m maae_tf.evaluate --compose=runs/mouth_open,runs/blond_hair,runs/eyeglasses,runs/pale_skin
 
-One run writes WORKDIR/eval/{metrics.json, report.md, examples.png, sweep.png}; a workdir without
+One run writes WORKDIR/eval/{metrics.json, report.md, examples.png, sweep.png, attribute_vs_delta.png}
+and logs each phase (images/s and ETA while editing); a workdir without
 config.json or checkpoint, or a missing dataset, exits with 2.
 """
 
@@ -21,7 +22,7 @@ import time
 import tensorflow as tf
 from absl import logging
 
-from maae_tf import attributes
+from maae_tf import attributes, progress
 from maae_tf.config import load_workdir_config
 from maae_tf.data import layout, pipeline
 from maae_tf.evaluation import classifier
@@ -32,7 +33,7 @@ from maae_tf.evaluation import metrics
 from maae_tf.evaluation import report
 from maae_tf.evaluation import scoring
 from maae_tf.evaluation import visualize
-from maae_tf.files import write_text_atomic
+from maae_tf.files import write_bytes_atomic, write_text_atomic
 from maae_tf.model import precision
 from maae_tf.model.maae import load_from_workdir, saved_checkpoints
 
@@ -109,19 +110,40 @@ def write_pictures(model, config, out_dir: str, judge_model, column: int, sweep_
     x = next(iter(first))["image"].numpy()
     scale = max(1, 128 // int(config.image_size))
     titles, cols = visualize.edit_columns(model, x, float(config.delta_max), sweep=5)
-    visualize.write_png(os.path.join(out_dir, "examples.png"), visualize.grid(cols), scale=scale)
+    visualize.write_png(os.path.join(out_dir, "examples.png"),
+                        visualize.examples_grid(cols, visualize.example_titles(float(config.delta_max), 5), scale))
     strip, strip_p = scoring.sweep(model, x, judge_model, column, sweep_deltas)
-    visualize.write_png(os.path.join(out_dir, "sweep.png"), visualize.sweep_strip(strip, strip_p, scale=scale))
+    visualize.write_png(os.path.join(out_dir, "sweep.png"),
+                        visualize.sweep_strip(strip, strip_p, scale=scale, deltas=sweep_deltas))
     return {"examples_columns": titles, "examples_rows": int(len(x))}
+
+
+def write_delta_curve(out_dir: str, m: dict) -> None:
+    """eval/attribute_vs_delta.png from the metrics' sweep_deltas and sweep_probability_by_label."""
+    png = visualize.attribute_vs_delta_png(m["sweep_deltas"], m["sweep_probability_by_label"], m["attr"])
+    write_bytes_atomic(os.path.join(out_dir, "attribute_vs_delta.png"), png)
+
+
+def batch_logger(total: int):
+    """The `evaluators.run` on_batch that logs each batch: images done of `total`, images/s, ETA
+    and the seconds spent so far in the edits and in each evaluator."""
+    tracker = progress.Tracker(total)
+
+    def log(done: int, seconds: dict) -> None:
+        parts = ", ".join(f"{name} {t:.0f} s" for name, t in seconds.items())
+        logging.info("evaluate: editing and scoring %s (%s)", tracker.line(done), parts)
+    return log
+
 
 
 def evaluate(workdir: str, num_images: int | None = None, seed: int | None = None,
              num_examples: int = 8, identity_network: str | None = None) -> dict:
     """Evaluates the latest checkpoint of `workdir`; writes WORKDIR/eval/{metrics.json, report.md,
-    examples.png, sweep.png} and returns the metrics. Raises FileNotFoundError for a workdir without
+    examples.png, sweep.png, attribute_vs_delta.png} and returns the metrics. Raises FileNotFoundError for a workdir without
     config or checkpoint and for a missing dataset."""
     t0 = time.perf_counter()
     model, config, step = _load(workdir)
+    t = progress.phase("evaluate", f"restored {workdir} at step {step}", t0)
     pipeline.check_layout(config.data_dir)
     attr = attributes.resolve(config.attr)
     request = _request(config, num_images, seed, identity_network)
@@ -133,11 +155,15 @@ def evaluate(workdir: str, num_images: int | None = None, seed: int | None = Non
     judge_model, clf_info = classifier.for_dataset(config, [attr], seed=request["seed"])
     column = classifier.column(clf_info, attr)
     embedder = face_identity.make_embedder(request["identity_network"], config)
+    t = progress.phase("evaluate", f"attribute classifier and identity network {embedder.name} ready", t)
     sweep_deltas = visualize.sweep_values(float(config.delta_max), int(config.eval.sweep_steps))
     scores, truth = evaluators.run(model, test_batches(config, request["num_images"], attributes.index(attr)),
                                    run_evaluators(config, judge_model, column, embedder, sweep_deltas),
-                                   config.delta_max, source=f"the test split of {config.data_dir!r}")
+                                   config.delta_max, source=f"the test split of {config.data_dir!r}",
+                                   on_batch=batch_logger(request["num_images"]))
     n = int(truth.size)
+    t = progress.phase("evaluate", f"{n} test images edited and scored (δ sweeps of the first "
+                                   f"{scores['sweep_monotonic_share_count']})", t)
     m = {"version": VERSION, "request": request, "workdir": os.path.abspath(workdir), "step": int(step),
          "attr": attr, "delta": float(config.delta_max), "seed": request["seed"], "split": "test",
          "data_dir": str(config.data_dir), "image_size": int(config.image_size),
@@ -153,6 +179,8 @@ def evaluate(workdir: str, num_images: int | None = None, seed: int | None = Non
         logging.warning("no background masks in %s: background metrics are null",
                         os.path.join(config.data_dir, layout.MASK_DIR))
     m.update(write_pictures(model, config, out_dir, judge_model, column, sweep_deltas, min(num_examples, n)))
+    write_delta_curve(out_dir, m)
+    progress.phase("evaluate", "examples.png, sweep.png and attribute_vs_delta.png written", t)
     m["seconds"] = round(time.perf_counter() - t0, 2)
     m["images_per_second"] = round(n / m["seconds"], 2)
     m = report.finite_or_none(m)

@@ -12,6 +12,8 @@ them to every evaluator.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from maae_tf.evaluation import classifier
@@ -133,7 +135,8 @@ class SweepEvaluator(Evaluator):
     """The δ sweep (paper Fig. 6) of the first `count` images: the judge's P(attribute) of G(x, δ)
     for each of `deltas`; sweep_monotonic_share (never drops by more than `tolerance`),
     sweep_direction_share (below 0.5 at the first δ, above at the last) and, beside the metrics,
-    sweep_mean_probability (one value per δ)."""
+    sweep_mean_probability (one value per δ) and sweep_probability_by_label (`metrics.column_spread`
+    of the negatives and of the positives: eval/attribute_vs_delta.png)."""
 
     def __init__(self, judge_model, column: int, deltas, count: int, tolerance: float):
         self.judge_model, self.column = judge_model, int(column)
@@ -156,27 +159,46 @@ class SweepEvaluator(Evaluator):
         out["sweep_monotonic_share"], out["sweep_monotonic_share_count"] = metrics.monotonic_share(p, self.tolerance)
         out.update(means({"sweep_direction_share": ((p[:, 0] < 0.5) & (p[:, -1] > 0.5)).astype(np.float64)}))
         out["sweep_mean_probability"] = [float(v) for v in p.mean(axis=0)] if len(p) else []
+        label = np.asarray(positive, bool)[:len(p)]  # the sweep's images are the first ones
+        out["sweep_probability_by_label"] = {"negatives": metrics.column_spread(p[~label]),
+                                             "positives": metrics.column_spread(p[label])}
         return out
 
 
-def run(model, batches, evaluators, delta_max: float, source: str = "the batches") -> tuple[dict, np.ndarray]:
+def part_name(evaluator: Evaluator) -> str:
+    """The evaluator's name in timings: its class name without "Evaluator", lower case."""
+    return type(evaluator).__name__.removesuffix("Evaluator").lower()
+
+
+def run(model, batches, evaluators, delta_max: float, source: str = "the batches",
+        on_batch=None) -> tuple[dict, np.ndarray]:
     """Scores every batch of `batches` (dicts with "image" [N, S, S, 3] in [-1, 1], "mask"
     [N, S, S, 1] and "positive" bool [N], as arrays) with every evaluator.
 
+    Args:
+      on_batch: called after each batch with (images scored so far, {"edits" or `part_name`:
+        seconds spent so far}), e.g. to log progress.
     Returns:
       (the evaluators' summaries merged, the true labels bool [all N]).
     Raises ValueError ("<source> has no images") when `batches` holds no image.
     """
     scores = [{} for _ in evaluators]
+    seconds = dict.fromkeys(["edits"] + [part_name(e) for e in evaluators], 0.0)
     truth = []
     offset = 0
     for batch in batches:
+        t = time.perf_counter()
         edits = scoring.edit_batch(model, batch["image"], batch["mask"], batch["positive"], delta_max, offset)
+        seconds["edits"] += time.perf_counter() - t
         for evaluator, kept in zip(evaluators, scores):
+            t = time.perf_counter()
             for key, values in evaluator.score(model, edits).items():
                 kept.setdefault(key, []).append(values)
+            seconds[part_name(evaluator)] += time.perf_counter() - t
         truth.append(edits.positive)
         offset += len(edits.positive)
+        if on_batch is not None:
+            on_batch(offset, seconds)
     if not offset:
         raise ValueError(f"{source} has no images")
     positive = np.concatenate(truth)

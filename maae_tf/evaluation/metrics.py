@@ -159,3 +159,16 @@ def monotonic_share(scores, tolerance: float = 0.0) -> tuple[float | None, int]:
         return None, 0
     ok = np.all(np.diff(s, axis=1) >= -float(tolerance), axis=1)
     return float(ok.mean()), int(s.shape[0])
+
+
+def column_spread(scores) -> dict:
+    """Per column of `scores` [N, T] (P(attribute) along a δ sweep): the row count and lists of T
+    values for the mean, standard deviation and quartiles; empty lists when N is 0."""
+    s = np.asarray(scores, np.float64)
+    if s.ndim != 2:
+        raise ValueError(f"column_spread wants scores [N, T], got shape {s.shape}")
+    if s.shape[0] == 0:
+        return {"count": 0, "mean": [], "sd": [], "q25": [], "median": [], "q75": []}
+    q25, median, q75 = np.percentile(s, [25, 50, 75], axis=0)
+    return {"count": int(s.shape[0]), "mean": s.mean(axis=0).tolist(), "sd": s.std(axis=0).tolist(),
+            "q25": q25.tolist(), "median": median.tolist(), "q75": q75.tolist()}

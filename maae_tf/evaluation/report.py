@@ -56,7 +56,8 @@ def report_markdown(m: dict) -> str:
               f"(tolerance {m['sweep_tolerance']:g}).", "",
               "![examples](examples.png)", "",
               "Columns of examples.png: " + " | ".join(m["examples_columns"]) + ".", "",
-              "![δ sweep](sweep.png)", ""]
+              "![δ sweep](sweep.png)", "",
+              "![P(attribute) against δ](attribute_vs_delta.png)", ""]
     return "\n".join(lines)
 
 
@@ -69,7 +70,7 @@ def run_lines(m: dict, out_dir: str) -> str:
              f"identity network: {m['identity_network']}"]
     lines += [f"  {metric.key:<{width}}  {fmt(m.get(metric.key)):>8}   (n = {m.get(metric.key + '_count')})"
               for metric in rows]
-    lines.append(f"wrote {out_dir}/metrics.json, report.md, examples.png, sweep.png "
+    lines.append(f"wrote {out_dir}/metrics.json, report.md, examples.png, sweep.png, attribute_vs_delta.png "
                  f"in {m['seconds']:.1f} s ({m['images_per_second']:g} images/s)")
     return "\n".join(lines)
 

@@ -1,5 +1,6 @@
-"""Image grids of edits: input | reconstruction (δ = 0) | +δ0 | -δ0 | δ sweep (paper Fig. 6).
-Shared by the TensorBoard image summaries (train) and the report PNGs (evaluate)."""
+"""Image grids of edits: input | reconstruction (δ = 0) | +δ0 | -δ0 | δ sweep (paper Fig. 6), with
+column titles for the report PNGs; the in-training curve and P(attribute) against δ. Shared by the
+TensorBoard image summaries (train) and the report PNGs (evaluate)."""
 
 from __future__ import annotations
 
@@ -44,11 +45,46 @@ def grid(columns: list[np.ndarray], pad: int = 2) -> np.ndarray:
     return out
 
 
+def upscale(image_rgb: np.ndarray, scale: int) -> np.ndarray:
+    """`image_rgb` enlarged `scale` times by pixel repetition (no new detail, no blur)."""
+    if scale <= 1:
+        return image_rgb
+    return cv2.resize(image_rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+
+
 def write_png(path: str, image_rgb: np.ndarray, scale: int = 1) -> None:
     """Writes an RGB uint8 image atomically (temporary file, then rename)."""
-    if scale > 1:
-        image_rgb = cv2.resize(image_rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
-    write_image(path, image_rgb)
+    write_image(path, upscale(image_rgb, scale))
+
+
+def example_titles(delta_max: float, sweep: int = 5) -> list[str]:
+    """The header titles of `edit_columns`' columns, in ASCII (Pillow's default font has no δ)."""
+    return (["input", "reconstruction", f"+delta0 = +{delta_max:g}", f"-delta0 = -{delta_max:g}"]
+            + [f"delta = {d:+.1f}" for d in (sweep_values(delta_max, sweep) if sweep else [])])
+
+
+def header_height(tile: int) -> int:
+    """Height of the title strip above tiles of `tile` pixels: one line of `header_font`."""
+    return header_font_size(tile) + 8
+
+
+def header_font_size(tile: int) -> int:
+    return int(np.clip(tile // 10, 10, 16))
+
+
+def with_header(tile_grid: np.ndarray, titles, tile: int, pad: int = 2) -> np.ndarray:
+    """A white strip of `header_height` on top of a `grid` of columns `tile` pixels wide, with
+    titles[j] centred over column j in Pillow's default font; the grid itself is unchanged."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    band = header_height(tile)
+    strip = Image.new("RGB", (tile_grid.shape[1], band), "white")
+    draw = ImageDraw.Draw(strip)
+    font = ImageFont.load_default(size=header_font_size(tile))
+    for j, title in enumerate(titles):
+        centre = pad + j * (tile + pad) + tile / 2
+        draw.text((centre, band / 2), str(title), fill="black", font=font, anchor="mm")
+    return np.concatenate([np.asarray(strip, np.uint8), tile_grid], axis=0)
 
 
 def annotate(tile_grid: np.ndarray, texts, rows: int, cols: int, tile: int, pad: int = 2,
@@ -69,17 +105,24 @@ def annotate(tile_grid: np.ndarray, texts, rows: int, cols: int, tile: int, pad:
     return out
 
 
-def sweep_strip(columns: list[np.ndarray], probabilities: np.ndarray, scale: int = 1) -> np.ndarray:
+def sweep_strip(columns: list[np.ndarray], probabilities: np.ndarray, scale: int = 1,
+                deltas=None) -> np.ndarray:
     """The δ sweep of paper Fig. 6: one row per example, one column per δ (columns[t] = G(x, δ_t),
     [N, S, S, 3] in [-1, 1]), each tile labelled with the classifier's P(attribute) for it
-    (probabilities [N, T])."""
-    g = grid(columns)
-    tile = columns[0].shape[1]
-    if scale > 1:
-        g = cv2.resize(g, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+    (probabilities [N, T]) and, given `deltas` [T], each column titled with its δ."""
+    g = upscale(grid(columns), scale)
+    tile = columns[0].shape[1] * scale
     p = np.asarray(probabilities)
     texts = [[f"P={p[i, t]:.2f}" for t in range(p.shape[1])] for i in range(p.shape[0])]
-    return annotate(g, texts, p.shape[0], p.shape[1], tile * scale, pad=2 * scale)
+    strip = annotate(g, texts, p.shape[0], p.shape[1], tile, pad=2 * scale)
+    if deltas is None:
+        return strip
+    return with_header(strip, [f"delta = {float(d):+g}" for d in deltas], tile, pad=2 * scale)
+
+
+def examples_grid(columns: list[np.ndarray], titles, scale: int = 1) -> np.ndarray:
+    """examples.png: `grid` of `columns` enlarged `scale` times under a strip of column titles."""
+    return with_header(upscale(grid(columns), scale), titles, columns[0].shape[1] * scale, pad=2 * scale)
 
 
 # the in-training evaluation's curves: (registry key of the metric, label, axis) per line
@@ -94,12 +137,7 @@ def curve_png(history: list[dict], title: str = "") -> bytes:
     accuracy both ways, label kept by G(x, 0) and background PSNR, against steps (left) and wall
     time (right). `history`: one dict per evaluation with "step", "seconds" and the CURVE_LINES
     keys (None where nothing counted). Returns PNG bytes."""
-    import matplotlib  # heavy, and needed by this plot alone
-
-    matplotlib.use("Agg")  # no display: files only
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(11, 4), dpi=100)
+    fig = new_figure((11, 4))
     steps = [h["step"] for h in history]
     minutes = [h["seconds"] / 60.0 for h in history]
     for k, (xs, xlabel) in enumerate(((steps, "training step"), (minutes, "training wall time (min)"))):
@@ -119,7 +157,52 @@ def curve_png(history: list[dict], title: str = "") -> bytes:
             lines = ax.get_lines() + db.get_lines()
             ax.legend(lines, [line.get_label() for line in lines], loc="lower right", fontsize=8)
     fig.suptitle(title, fontsize=10)
+    return png_bytes(fig)
+
+
+def new_figure(size: tuple[float, float]):
+    """A matplotlib Figure of `size` inches at 100 dpi, drawn off screen."""
+    import matplotlib  # heavy, and needed by the plots alone
+
+    matplotlib.use("Agg")  # no display: files only
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=size, dpi=100)
+
+
+def png_bytes(fig) -> bytes:
+    """The figure, laid out, as PNG bytes."""
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
+
+
+# the groups of eval/attribute_vs_delta.png: (key of sweep_probability_by_label, label, colour)
+DELTA_GROUPS = (("negatives", "negatives (attribute absent)", "tab:blue"),
+                ("positives", "positives (attribute present)", "tab:orange"))
+
+
+def attribute_vs_delta_png(deltas, by_label: dict, attr: str) -> bytes:
+    """eval/attribute_vs_delta.png: the judge's P(attribute) of G(x, δ) against δ, the mean line
+    and the interquartile band of each group of `by_label` (the sweep evaluator's
+    sweep_probability_by_label: "negatives" and "positives", each `metrics.column_spread`).
+    Returns PNG bytes."""
+    fig = new_figure((6.4, 4.8))
+    ax = fig.add_subplot(1, 1, 1)
+    xs = np.asarray(deltas, np.float64)
+    for key, label, colour in DELTA_GROUPS:
+        group = by_label.get(key) or {}
+        if not group.get("count"):
+            continue
+        ax.fill_between(xs, group["q25"], group["q75"], color=colour, alpha=0.2, linewidth=0)
+        ax.plot(xs, group["mean"], marker="o", markersize=3, color=colour,
+                label=f"{label}: mean of {group['count']}, band 25-75 %")
+    ax.axhline(0.5, color="grey", linestyle=":", linewidth=1, label="decision P = 0.5")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("δ (the sweep runs from −δ0 to +δ0)")
+    ax.set_ylabel(f"P({attr}) by the attribute classifier")
+    ax.set_title(f"{attr}: the classifier's P against δ, G(x, δ) of test images", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=8, frameon=False)  # off the curves
+    return png_bytes(fig)

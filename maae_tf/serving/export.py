@@ -23,10 +23,11 @@ import json
 import os
 import shutil
 import sys
+import time
 
 from absl import logging
 
-from maae_tf import attributes
+from maae_tf import attributes, progress
 from maae_tf.config import load_workdir_config
 from maae_tf.model.editor import Editor, load_runs
 
@@ -57,7 +58,10 @@ def write_savedmodel(editor: Editor, base: str, version: int | None = None, mode
     tmp = os.path.join(base, f".tmp-{version}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        editor.archive().write_out(tmp, verbose=False)
+        t = time.perf_counter()
+        archive = editor.archive()
+        t = progress.phase("export", "traced the signatures", t)
+        archive.write_out(tmp, verbose=False)
         extra = os.path.join(tmp, "assets.extra")
         os.makedirs(extra, exist_ok=True)
         with tf.io.TFRecordWriter(os.path.join(extra, WARMUP_FILE)) as writer:
@@ -66,6 +70,7 @@ def write_savedmodel(editor: Editor, base: str, version: int | None = None, mode
         with open(os.path.join(extra, INFO_FILE), "w", encoding="utf-8") as f:
             json.dump(editor.info(), f, indent=2)
         os.rename(tmp, final)  # atomic on one filesystem; fails rather than replace a version
+        progress.phase("export", "wrote the SavedModel and its warm-up requests", t)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -74,7 +79,9 @@ def write_savedmodel(editor: Editor, base: str, version: int | None = None, mode
 
 def export(workdirs, base: str, version: int | None = None) -> str:
     """Exports the runs in `workdirs` (one, or several composed in order) to `base/<version>/`."""
+    t = time.perf_counter()
     models, configs, steps = load_runs(list(workdirs))
+    progress.phase("export", f"restored {len(models)} run(s) at step(s) {', '.join(map(str, steps))}", t)
     editor = Editor(models, configs, steps)
     path = write_savedmodel(editor, base, version, model_name=os.path.basename(os.path.normpath(base)))
     logging.info("exported %s (steps %s) to %s", ", ".join(editor.attributes), editor.steps, path)

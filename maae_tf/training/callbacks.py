@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from maae_tf import progress
 from maae_tf.evaluation import evaluators
 from maae_tf.evaluation import registry
 from maae_tf.evaluation import visualize
@@ -35,15 +36,17 @@ class CheckpointNotSaved(RuntimeError):
 
 
 class TrainMonitor(keras.callbacks.Callback):
-    """Every `log_every` steps: one progress line and TensorBoard scalars for every loss term and
-    D's accuracy; every `image_every` steps: an edit grid of a fixed held-out batch. Stops the run
-    with NonFiniteLoss, naming the term, when a loss is NaN or infinite (the last checkpoint on
-    disk stays the last good one)."""
+    """Every `log_every` steps: one progress line (step/`total_steps`, pairs/s, ETA) and TensorBoard
+    scalars for every loss term and D's accuracy; every `image_every` steps: an edit grid of a fixed
+    held-out batch. Stops the run with NonFiniteLoss, naming the term, when a loss is NaN or
+    infinite (the last checkpoint on disk stays the last good one)."""
 
     def __init__(self, writer, batch_size: int, log_every: int, image_every: int,
-                 images=None, delta_max: float = 5.0, sweep: int = 5):
+                 images=None, delta_max: float = 5.0, sweep: int = 5, total_steps: int = 0):
         super().__init__()
         self.writer = writer
+        self.total_steps = int(total_steps)
+        self.tracker = None
         self.batch_size = batch_size
         self.log_every = max(1, log_every)
         self.image_every = image_every
@@ -55,6 +58,8 @@ class TrainMonitor(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._t, self._t_step = time.perf_counter(), global_step(self.model)
+        # the ETA's rate counts the steps of this process only (a resumed run from its restored step)
+        self.tracker = progress.Tracker(self.total_steps, start=self._t_step)
         if self.images is not None and self.image_every:
             self._write_images(self._t_step)
 
@@ -76,7 +81,9 @@ class TrainMonitor(keras.callbacks.Callback):
                 tf.summary.scalar("perf/step_seconds", dt)
                 tf.summary.scalar("perf/pairs_per_second", self.batch_size / dt)
             terms = " ".join(f"{k}={float(v):.4g}" for k, v in sorted(logs.items()))
-            logging.info("step %d | %s | %.0f ms/step, %.1f pairs/s", step, terms, 1000 * dt, self.batch_size / dt)
+            eta = progress.eta_seconds(step, self.total_steps, self.tracker.rate(step))
+            logging.info("step %s | %s | %.0f ms/step, %.1f pairs/s, ETA %s", progress.fraction(step, self.total_steps),
+                         terms, 1000 * dt, self.batch_size / dt, progress.clock(eta))
         if self.images is not None and self.image_every and step % self.image_every == 0:
             self._write_images(step)
 

@@ -262,7 +262,8 @@ def fit(model, cfg, strategy, manager, workdir: str, out: str, profile_steps=Non
     held_out = edit_grid_images(cfg)
 
     writer = tf.summary.create_file_writer(os.path.join(out, "tensorboard"))
-    monitor = TrainMonitor(writer, cfg.batch_size, cfg.log_every, cfg.image_every, held_out, cfg.delta_max)
+    monitor = TrainMonitor(writer, cfg.batch_size, cfg.log_every, cfg.image_every, held_out, cfg.delta_max,
+                           total_steps=cfg.train_steps)
     callbacks = [monitor]
     if distribute.is_chief(strategy):  # the other workers of a multi-host run write nothing
         evaluator = edit_evaluator(cfg, writer, out)
