@@ -77,7 +77,7 @@ def copy_run(run7, tmp_path) -> Path:
 def test_train_steps_not_a_multiple_of_checkpoint_every_trains_exactly_that(run7):
     workdir, stderr = run7
     assert "training steps 0 -> 7" in stderr
-    assert "step 7 |" in stderr and "step 8 |" not in stderr
+    assert "step 7/7 (100 %) |" in stderr and "step 8/" not in stderr
     assert steps(workdir) == [5, 7]
     assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-7")
 
