@@ -220,19 +220,27 @@ def test_other_class_terms_add_exactly_their_loss():
     assert float(with_other) == pytest.approx(float(plain) + 0.5 * float(extra), rel=1e-5)
 
 
+def terms_without_and_with(weight: str, value: float, term: str):
+    """G's terms on one batch of pairs before and after setting loss weight `weight` to `value`
+    (the same step's draws both times), checking that `term` appears only with it: (model, batch,
+    plain terms, terms, edits)."""
+    keras.utils.set_random_seed(0)
+    m = build_model(tiny_spec())
+    b = pairs(b=2)
+    plain, _ = m.generator_terms(b["x1"], b["x2"], b["m1"], b["m2"])
+    assert term not in plain
+    m.spec = dataclasses.replace(m.spec, losses=dataclasses.replace(m.spec.losses, **{weight: value}))
+    terms, edits = m.generator_terms(b["x1"], b["x2"], b["m1"], b["m2"])
+    return m, b, plain, terms, edits
+
+
 def test_reconstruction_gan_term_judges_g_x_0_at_its_own_class_head():
     """loss.alpha_gan_reconstruction: G's objective grows by alpha_gan · w · the non-saturating GAN
     loss of the reconstructions G(x1, 0) at the NEGATIVE head and G(x2, 0) at the POSITIVE head
     (the same sampled z as the VAE term), tracked as `gan_reconstruction`; nothing else changes."""
     from maae_tf.model import losses
 
-    keras.utils.set_random_seed(0)
-    m = build_model(tiny_spec())
-    b = pairs(b=2)
-    plain, _ = m.generator_terms(b["x1"], b["x2"], b["m1"], b["m2"])
-    assert "gan_reconstruction" not in plain
-    m.spec = dataclasses.replace(m.spec, losses=dataclasses.replace(m.spec.losses, alpha_gan_reconstruction=0.5))
-    terms, _ = m.generator_terms(b["x1"], b["x2"], b["m1"], b["m2"])
+    m, b, plain, terms, _ = terms_without_and_with("alpha_gan_reconstruction", 0.5, "gan_reconstruction")
     # the reconstructions as step 1-2 of generator_terms make them (same draws: same step)
     mu, logvar = m.encoder(tf.concat([b["x1"], b["x2"]], 0), training=True)
     eps = tf.concat([m.noise(1, tf.shape(mu[:2])), m.noise(2, tf.shape(mu[:2]))], 0)
@@ -253,13 +261,7 @@ def test_keep_term_pulls_the_keeping_edits_to_their_inputs():
     from maae_tf.model import losses
     from maae_tf.training.settings import check
 
-    keras.utils.set_random_seed(0)
-    m = build_model(tiny_spec())
-    b = pairs(b=2)
-    plain, _ = m.generator_terms(b["x1"], b["x2"], b["m1"], b["m2"])
-    assert "keep" not in plain
-    m.spec = dataclasses.replace(m.spec, losses=dataclasses.replace(m.spec.losses, alpha_keep=3.0))
-    terms, (to_positive, to_negative) = m.generator_terms(b["x1"], b["x2"], b["m1"], b["m2"])
+    m, b, plain, terms, (to_positive, to_negative) = terms_without_and_with("alpha_keep", 3.0, "keep")
     # to_negative = [G(x2, -δ0), G(x1, -δ0)], to_positive = [G(x1, +δ0), G(x2, +δ0)]
     expected = losses.keep_loss(to_negative[1], b["x1"], to_positive[1], b["x2"])
     assert float(terms["keep"]) == pytest.approx(float(expected), rel=1e-5)
