@@ -109,6 +109,9 @@ def base_config() -> ml_collections.ConfigDict:
     # weight of the keeping edits' L1 to their inputs, |G(x1, -δ0) - x1| + |G(x2, +δ0) - x2| (0 = the
     # paper's: only D's head of their own class judges them; needs adversarial_edits="all")
     c.loss.alpha_keep = 0.0
+    # weight of D's terms that judge the (detached) reconstructions G(x, 0) fake at the head of x's
+    # class (0 = the paper's D; needs loss.alpha_gan_reconstruction, G's side of the same game)
+    c.loss.d_reconstruction = 0.0
     # DiffAugment of every image D sees, real or generated, in both steps: "" (the paper's) or a
     # comma-separated policy of "translation", "cutout" (maae_tf/model/augment.py)
     c.loss.d_augment = ""

@@ -29,6 +29,7 @@ def test_config_files_are_valid_and_differ_where_documented():
                                      d_other_class=0.0, alpha_cls=0.0,  # the paper's D: no extra terms
                                      alpha_gan_reconstruction=0.0,  # nor a GAN term on G(x, 0)
                                      alpha_keep=0.0,  # nor an L1 on the keeping edits
+                                     d_reconstruction=0.0,  # nor D on G(x, 0)
                                      d_augment="")  # nor augmentation of D's inputs
     assert celeba.init == "normal" and celeba.delta_mask == "lattice"
     assert quick.image_size == 64 and quick.synthetic.build_if_missing

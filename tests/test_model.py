@@ -220,6 +220,33 @@ def test_other_class_terms_add_exactly_their_loss():
     assert float(with_other) == pytest.approx(float(plain) + 0.5 * float(extra), rel=1e-5)
 
 
+def test_reconstruction_terms_of_d_reject_g_x_0_at_its_own_class_head():
+    """loss.d_reconstruction: D's loss grows by the BCE of G(x1, 0) at the NEGATIVE head and G(x2, 0)
+    at the POSITIVE head against "fake", times the weight; a training step passes the reconstructions
+    G made to D; the setting is refused without G's side (loss.alpha_gan_reconstruction)."""
+    from maae_tf.model import losses
+    from maae_tf.training.settings import check
+
+    keras.utils.set_random_seed(0)
+    m = build_model(tiny_spec())
+    b = pairs(b=2)
+    edits = [b["x1"] * 0.5], [b["x2"] * 0.5]
+    reconstructed = b["x1"] * 0.9, b["x2"] * 0.9
+    plain, _ = m.discriminator_terms(b["x1"], b["x2"], *edits, reconstructed)
+    m.spec = dataclasses.replace(m.spec, losses=dataclasses.replace(m.spec.losses, d_reconstruction=0.5))
+    with_reconstructions, _ = m.discriminator_terms(b["x1"], b["x2"], *edits, reconstructed)
+    extra = losses.discriminator_reconstruction_loss(m.discriminator(reconstructed[0])[:, NEGATIVE],
+                                                     m.discriminator(reconstructed[1])[:, POSITIVE])
+    assert float(extra) > 0
+    assert float(with_reconstructions) == pytest.approx(float(plain) + 0.5 * float(extra), rel=1e-5)
+    _, judged_next = m.generator_terms(b["x1"], b["x2"], b["m1"], b["m2"])
+    assert [r.shape for r in judged_next[2]] == [b["x1"].shape, b["x2"].shape]
+    assert np.isfinite(float(m.train_step(b)["gan"]))
+    with pytest.raises(ValueError, match="alpha_gan_reconstruction"):
+        check(tiny_config(**{"loss.d_reconstruction": 1.0, "loss.alpha_gan_reconstruction": 0.0}))
+    check(tiny_config(**{"loss.d_reconstruction": 1.0, "loss.alpha_gan_reconstruction": 1.0}))
+
+
 def terms_without_and_with(weight: str, value: float, term: str):
     """G's terms on one batch of pairs before and after setting loss weight `weight` to `value`
     (the same step's draws both times), checking that `term` appears only with it: (model, batch,
@@ -261,7 +288,7 @@ def test_keep_term_pulls_the_keeping_edits_to_their_inputs():
     from maae_tf.model import losses
     from maae_tf.training.settings import check
 
-    m, b, plain, terms, (to_positive, to_negative) = terms_without_and_with("alpha_keep", 3.0, "keep")
+    m, b, plain, terms, (to_positive, to_negative, _) = terms_without_and_with("alpha_keep", 3.0, "keep")
     # to_negative = [G(x2, -δ0), G(x1, -δ0)], to_positive = [G(x1, +δ0), G(x2, +δ0)]
     expected = losses.keep_loss(to_negative[1], b["x1"], to_positive[1], b["x2"])
     assert float(terms["keep"]) == pytest.approx(float(expected), rel=1e-5)

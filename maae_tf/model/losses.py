@@ -30,6 +30,7 @@ class LossWeights:
     alpha_cls: float                 # G: the attribute logit reads every edit as δ's sign
     alpha_gan_reconstruction: float  # G: the GAN term of G(x, 0), times alpha_gan
     alpha_keep: float                # G: the keeping edits' L1 to their inputs
+    d_reconstruction: float          # D: G(x, 0) is fake at the head of x's class
 
 
 def l1(a, b):
@@ -107,6 +108,22 @@ def discriminator_other_class_loss(positive_head_on_real_negatives, negative_hea
     return bce_logits(positive_head_on_real_negatives, 0.0) + bce_logits(negative_head_on_real_positives, 0.0)
 
 
+def discriminator_reconstruction_loss(negative_head_on_reconstructed_negatives,
+                                     positive_head_on_reconstructed_positives):
+    """D's terms for G's reconstructions (loss.d_reconstruction, as D sees reconstructions in
+    VAE-GAN, Larsen et al. 2016): G(x1, 0) is not a real negative, G(x2, 0) not a real positive, so
+    G's GAN term on them (loss.alpha_gan_reconstruction) asks for a sharper face of x's class.
+
+    Args:
+      negative_head_on_reconstructed_negatives: NEGATIVE logits of the detached G(x1, 0).
+      positive_head_on_reconstructed_positives: POSITIVE logits of the detached G(x2, 0).
+    Returns:
+      The sum of the two mean BCEs against "fake".
+    """
+    return (bce_logits(negative_head_on_reconstructed_negatives, 0.0)
+            + bce_logits(positive_head_on_reconstructed_positives, 0.0))
+
+
 def attribute_loss(logits_should_have, logits_should_lack):
     """Classification loss of D's attribute logit (loss.alpha_cls, as in AttGAN/StarGAN): D learns it
     on real faces; G's edits must read as δ's sign.
@@ -152,14 +169,18 @@ def generator_objective(terms: dict, w: LossWeights) -> tf.Tensor:
 
 def discriminator_objective(judged: dict, w: LossWeights) -> tf.Tensor:
     """D's loss from its logits of `judged["real_negatives"]`, `["real_positives"]`, `["to_positive"]`
-    (edits with δ > 0) and `["to_negative"]` (δ < 0), with the run's loss weights `w`: the GAN pair
-    (Eq. 3), the other class's real faces (loss.d_other_class) and the attribute logit learnt from
-    real faces only (loss.alpha_cls)."""
+    (edits with δ > 0), `["to_negative"]` (δ < 0) and (with loss.d_reconstruction)
+    `["reconstructed_negatives"]`, `["reconstructed_positives"]`, with the run's loss weights `w`:
+    the GAN pair (Eq. 3), the other class's real faces (loss.d_other_class), the reconstructions
+    (loss.d_reconstruction) and the attribute logit learnt from real faces only (loss.alpha_cls)."""
     real_neg, real_pos = judged["real_negatives"], judged["real_positives"]
     d_loss = discriminator_gan_loss(real_neg[:, NEGATIVE], real_pos[:, POSITIVE],
                                     judged["to_positive"][:, POSITIVE], judged["to_negative"][:, NEGATIVE])
     if w.d_other_class:
         d_loss += w.d_other_class * discriminator_other_class_loss(real_neg[:, POSITIVE], real_pos[:, NEGATIVE])
+    if w.d_reconstruction:
+        d_loss += w.d_reconstruction * discriminator_reconstruction_loss(
+            judged["reconstructed_negatives"][:, NEGATIVE], judged["reconstructed_positives"][:, POSITIVE])
     if w.alpha_cls:
         d_loss += attribute_loss(real_pos[:, ATTRIBUTE], real_neg[:, ATTRIBUTE])
     return d_loss

@@ -170,7 +170,7 @@ class MAAE(keras.Model):
 
     def generator_terms(self, x1, x2, m1, m2):
         """Every term of G's objective (Eq. 6) for one batch of pairs, unweighted, with g_loss their
-        weighted sum; and the edits D judges, (to_positive, to_negative). Called inside the
+        weighted sum; and what D judges next, (to_positive, to_negative, the reconstructions). Called inside the
         gradient tape of `update_generator` (and by `maae_tf.evaluation.diagnose`, which weighs each
         term's gradient)."""
         w = self.spec.losses
@@ -203,12 +203,16 @@ class MAAE(keras.Model):
             (n1, p2) = g.kept
             t["keep"] = losses.keep_loss(n1, x1, p2, x2)
         t["g_loss"] = losses.generator_objective(t, w)                                                # Eq. 6
-        return t, (g.to_positive, g.to_negative)
+        return t, (g.to_positive, g.to_negative, g.reconstructed)
 
-    def discriminator_terms(self, x1, x2, to_positive, to_negative):
-        """D's loss on real negatives x1, real positives x2 and the (detached) edits; and its accuracy."""
+    def discriminator_terms(self, x1, x2, to_positive, to_negative, reconstructed=()):
+        """D's loss on real negatives x1, real positives x2, the (detached) edits and, with
+        loss.d_reconstruction, the reconstructions (G(x1, 0), G(x2, 0)); and its accuracy."""
+        groups = {}
+        if self.spec.losses.d_reconstruction:
+            groups = {"reconstructed_negatives": [reconstructed[0]], "reconstructed_positives": [reconstructed[1]]}
         judged = self.judge("discriminator", real_negatives=[x1], real_positives=[x2], to_positive=to_positive,
-                            to_negative=to_negative)
+                            to_negative=to_negative, **groups)
         d_loss = losses.discriminator_objective(judged, self.spec.losses)
         real_neg, real_pos = judged["real_negatives"], judged["real_positives"]
         d_accuracy = tf.reduce_mean(tf.cast(tf.concat(
@@ -217,7 +221,7 @@ class MAAE(keras.Model):
         return d_loss, d_accuracy
 
     def update_generator(self, x1, x2, m1, m2):
-        """One step of Adam on G's objective; returns its terms and the edits D is to judge."""
+        """One step of Adam on G's objective; returns its terms and what D is to judge (generator_terms)."""
         with tf.GradientTape() as tape:
             terms, edits = self.generator_terms(x1, x2, m1, m2)
             scaled = self.g_optimizer.scale_loss(replica_share(terms["g_loss"]))  # × the loss scale (float16)
@@ -225,12 +229,13 @@ class MAAE(keras.Model):
         self.g_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         return terms, edits
 
-    def update_discriminator(self, x1, x2, to_positive, to_negative):
-        """One step of Adam on D's loss, against the edits detached from G; returns (loss, accuracy)."""
-        to_positive = [tf.stop_gradient(e) for e in to_positive]
-        to_negative = [tf.stop_gradient(e) for e in to_negative]
+    def update_discriminator(self, x1, x2, to_positive, to_negative, reconstructed=()):
+        """One step of Adam on D's loss, against the edits (and reconstructions) detached from G;
+        returns (loss, accuracy)."""
+        to_positive, to_negative, reconstructed = ([tf.stop_gradient(e) for e in images]
+                                                   for images in (to_positive, to_negative, reconstructed))
         with tf.GradientTape() as tape:
-            d_loss, d_accuracy = self.discriminator_terms(x1, x2, to_positive, to_negative)
+            d_loss, d_accuracy = self.discriminator_terms(x1, x2, to_positive, to_negative, reconstructed)
             scaled = self.d_optimizer.scale_loss(replica_share(d_loss))
         variables = self.discriminator.trainable_variables
         self.d_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
@@ -239,8 +244,8 @@ class MAAE(keras.Model):
     def train_step(self, data):
         """One alternating update (paper §3.5): G on Eq. 6, then D on the same edits, detached."""
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        terms, (to_positive, to_negative) = self.update_generator(x["x1"], x["x2"], x["m1"], x["m2"])
-        d_loss, d_accuracy = self.update_discriminator(x["x1"], x["x2"], to_positive, to_negative)
+        terms, judged_next = self.update_generator(x["x1"], x["x2"], x["m1"], x["m2"])
+        d_loss, d_accuracy = self.update_discriminator(x["x1"], x["x2"], *judged_next)
         values = dict(terms, d_loss=d_loss, d_accuracy=d_accuracy)
         for name, tracker in self.trackers.items():
             tracker.update_state(values[name])

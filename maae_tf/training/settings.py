@@ -42,6 +42,10 @@ def check(c: ml_collections.ConfigDict) -> None:
     if c.loss.alpha_keep and c.adversarial_edits != "all":
         raise ValueError("loss.alpha_keep needs the keeping edits: set adversarial_edits='all' "
                          f"(got {c.adversarial_edits!r})")
+    if c.loss.get("d_reconstruction", 0.0) and not c.loss.alpha_gan_reconstruction:
+        raise ValueError("loss.d_reconstruction teaches D to reject G(x, 0), which only "
+                         "loss.alpha_gan_reconstruction makes G answer: set it > 0 "
+                         f"(got {c.loss.alpha_gan_reconstruction})")
     if c.identity.source == "none" and c.loss.alpha_id:
         raise ValueError(f"identity.source='none' trains without the identity loss: set loss.alpha_id=0 "
                          f"(got {c.loss.alpha_id})")
