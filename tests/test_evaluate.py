@@ -16,6 +16,7 @@ from PIL import Image
 
 from maae_tf import attributes
 
+from maae_tf.evaluation import classifier
 from maae_tf.evaluation import evaluators
 from maae_tf.evaluation import metrics
 from maae_tf.evaluation import registry
@@ -235,6 +236,8 @@ def test_evaluate_cli_end_to_end(tiny_run):
     assert not {"psnr_averaging", "background_count_note", "ssim", "l1_scale"} & set(m)
     assert m["classifier"]["reused"] is False and m["classifier"]["steps"] == 30
     assert os.path.exists(m["classifier"]["path"])  # the dataset's classifier, in the (private) cache
+    sha = m["classifier"]["weights_sha256"]  # which judge: figures compare only under the same one
+    assert sha == classifier.sha256_of(m["classifier"]["path"])
     # the pictures: 64 px tiles and their 2 px padding enlarged 2x, under a strip of column titles
     tile, pad, band = 128, 4, visualize.header_height(128)
     width = 9 * (tile + pad) + pad  # input, reconstruction, ±δ0, 5 sweep columns; the 9 sweep deltas
@@ -246,12 +249,13 @@ def test_evaluate_cli_end_to_end(tiny_run):
     report_md = (out / "report.md").read_text()
     assert all(f"| {metric.title} |" in report_md for metric in registry.report_rows())
     assert "per-image" in report_md and "sweep.png" in report_md
+    assert f"weights sha256 {sha[:16]}" in report_md
 
     # the same checkpoint and seed again: the cached classifier is reused, the numbers are the same
     from maae_tf.evaluation import evaluate
 
     again = evaluate.evaluate(str(tiny_run), num_images=9)
-    assert again["classifier"]["reused"] is True
+    assert again["classifier"]["reused"] is True and again["classifier"]["weights_sha256"] == sha
     for key in KEYS + ("classifier_accuracy_eval_images",):
         assert again[key] == pytest.approx(m[key], rel=1e-6, abs=1e-6), key
 

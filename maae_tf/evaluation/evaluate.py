@@ -171,7 +171,7 @@ def evaluate(workdir: str, num_images: int | None = None, seed: int | None = Non
          **judge_metrics(clf_info["test_details"][attr]), **scores,
          "classifier": {k: clf_info.get(k) for k in ("steps", "batch", "seed", "reused", "train_seconds", "path",
                                                      "attrs", "mean_test_accuracy", "mean_test_balanced_accuracy",
-                                                     "split_note")},
+                                                     "split_note", "weights_sha256")},
          "identity_network": embedder.name,
          "sweep_deltas": [float(d) for d in sweep_deltas],
          "sweep_tolerance": float(config.eval.sweep_tolerance), "psnr_cap_db": metrics.PSNR_CAP_DB}

@@ -37,6 +37,13 @@ def write_json(path: str, obj) -> None:
     write_text_atomic(path, json.dumps(finite_or_none(obj), indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
+def judge_weights(classifier: dict) -> str:
+    """Which weights judged: figures of two runs compare only under the same judge (two judges that
+    both pass the bar differ by up to 0.05 on one attribute, docs/method.md §10)."""
+    sha = classifier.get("weights_sha256")
+    return f"weights sha256 {sha[:16]}" if sha else "weights sha256 not recorded"
+
+
 def report_markdown(m: dict) -> str:
     """report.md of one run's metrics.json `m`."""
     lines = [f"# Evaluation of {m['workdir']}", "",
@@ -46,7 +53,7 @@ def report_markdown(m: dict) -> str:
              "| metric | value | images |", "|---|---|---|"]
     for metric in registry.report_rows():
         lines.append(f"| {metric.title} | {fmt(m.get(metric.key))} | {m.get(metric.key + '_count', '')} |")
-    lines += ["", f"Classifier: {m['classifier']['split_note']}.", "",
+    lines += ["", f"Classifier: {m['classifier']['split_note']}; {judge_weights(m['classifier'])}.", "",
               f"Identity network: {m['identity_network']}.", "",
               f"PSNR: {metrics.PSNR_AVERAGING}. Background counts are (image, edit) pairs: each image with "
               "a non-empty background mask counts once per edit (+δ0, -δ0). What each metric measures: "

@@ -25,8 +25,8 @@ CHOICES = {
     "identity.source": networks.SOURCES,
     "eval.identity_network": face_identity.EMBEDDERS,
 }
-# old names still accepted, mapped to the current one before the check
-RENAMED = {"eval.identity_network": face_identity.embedder_kind}
+# old names still accepted ({old: current}, each owned by the module of CHOICES), warned at use
+RENAMED = {"eval.identity_network": face_identity.RENAMED}
 
 
 def check(c: ml_collections.ConfigDict) -> None:
@@ -36,7 +36,8 @@ def check(c: ml_collections.ConfigDict) -> None:
     if c.image_size % 32 or c.image_size < 32:
         raise ValueError(f"image_size must be a positive multiple of 32, got {c.image_size}")
     for key, allowed in CHOICES.items():
-        check_choice(key, RENAMED.get(key, lambda v: v)(_value(c, key)), allowed)
+        value = _value(c, key)
+        check_choice(key, RENAMED.get(key, {}).get(value, value), allowed)
     if c.split_test_per_attribute < 2:
         raise ValueError(f"split_test_per_attribute must be at least 2, got {c.split_test_per_attribute}")
     if c.loss.alpha_keep and c.adversarial_edits != "all":
