@@ -32,7 +32,7 @@ def main(argv):
 
 def run():
     """The console script's entry point (setup.py)."""
-    config_lib.run_command(main, short={"-o": "out"})
+    config_lib.run_command(main, short={"-o": "out"}, positional=True)
 
 
 if __name__ == "__main__":

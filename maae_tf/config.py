@@ -199,14 +199,21 @@ def with_config_files(argv: list[str], name: str = "config") -> list[str]:
 
 
 def run_command(main, config_default: str | None = None, short: dict[str, str] | None = None,
-                name: str = "config") -> None:
-    """absl's app.run of a command's `main`, its flags parsed by `parse_flags` (a bad flag is one
-    `error:` line and exit 2); `short` maps one-letter options to flags (`expand_short_flags`);
-    `config_default` names the default file of a `define_config_file(config_default, name)` flag."""
+                name: str = "config", positional: bool = False) -> None:
+    """absl's app.run of a command's `main`, its flags parsed by `parse_flags` (a bad flag, or an
+    argument that is no flag when the command takes no `positional` ones, is one `error:` line and
+    exit 2); `short` maps one-letter options to flags (`expand_short_flags`); `config_default` names
+    the default file of a `define_config_file(config_default, name)` flag."""
     from absl import app
 
-    app.run(main, argv=expand_short_flags(sys.argv, short or {}),
-            flags_parser=lambda argv: parse_flags(argv, config_default, name))
+    def parser(argv):
+        rest = parse_flags(argv, config_default, name)
+        if len(rest) > 1 and not positional:
+            print(f"error: unexpected arguments: {' '.join(rest[1:])}", file=sys.stderr)
+            sys.exit(2)
+        return rest
+
+    app.run(main, argv=expand_short_flags(sys.argv, short or {}), flags_parser=parser)
 
 
 def parse_flags(argv: list[str], config_default: str | None = None, name: str = "config") -> list[str]:

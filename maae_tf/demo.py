@@ -30,7 +30,7 @@ def main(argv):
 
 def run():
     """The console script's entry point (setup.py)."""
-    config_lib.run_command(main)
+    config_lib.run_command(main, positional=True)  # --bench takes one photo
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """`python -m maae_tf.diagnose`: where a run's forces go (maae_tf/evaluation/diagnose.py)."""
 
-from absl import app, flags
+from absl import flags
 
 from maae_tf import config as config_lib
 from maae_tf.evaluation import diagnose
@@ -11,8 +11,6 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     diagnose.diagnose_command(FLAGS.workdir, FLAGS.num_images)
 
 

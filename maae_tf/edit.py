@@ -45,7 +45,7 @@ def main(argv):
 
 def run():
     """The console script's entry point (setup.py)."""
-    config_lib.run_command(main, short=SHORT)
+    config_lib.run_command(main, short=SHORT, positional=True)
 
 
 if __name__ == "__main__":

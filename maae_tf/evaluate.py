@@ -1,6 +1,6 @@
 """`python -m maae_tf.evaluate`: evaluates trained runs on their test split (maae_tf/evaluation/evaluate.py)."""
 
-from absl import app, flags
+from absl import flags
 
 from maae_tf import config as config_lib
 from maae_tf.evaluation import evaluate, identity
@@ -23,8 +23,6 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     evaluate.evaluate_command(FLAGS.workdir, FLAGS.workdirs, FLAGS.compose, FLAGS.out, FLAGS.reuse,
                               FLAGS.identity_network, num_images=FLAGS.num_images, seed=FLAGS.seed,
                               num_examples=FLAGS.num_examples)

@@ -1,7 +1,7 @@
 """`python -m maae_tf.evaluate_masks` (documented as `python -m maae_tf.data.masks.evaluate`): face
 + hair IoU of each mask source against CelebAMask-HQ label maps (maae_tf/data/masks/evaluate.py)."""
 
-from absl import app, flags
+from absl import flags
 
 from maae_tf import config as config_lib
 from maae_tf.data.masks import evaluate
@@ -23,8 +23,6 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     return evaluate.evaluate_command(FLAGS.celebamask_hq, FLAGS.sources, FLAGS.frame, FLAGS.landmarks_file,
                                      FLAGS.classes, FLAGS.repeats, FLAGS.out, FLAGS.fetch, FLAGS.scale)
 

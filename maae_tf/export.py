@@ -14,8 +14,6 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if bool(FLAGS.workdir) == bool(FLAGS.workdirs):
         raise app.UsageError("give exactly one of --workdir and --workdirs")
     export.export_command([FLAGS.workdir] if FLAGS.workdir else FLAGS.workdirs, FLAGS.out, FLAGS.version)

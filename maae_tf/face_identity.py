@@ -19,8 +19,6 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not FLAGS.images:
         raise app.UsageError("--images is required")
     identity.check_command(FLAGS.images, FLAGS.out, FLAGS.limit, FLAGS.image_size, FLAGS.jpeg_quality,

@@ -1,7 +1,7 @@
 """`python -m maae_tf.faces --measure FOLDER`: cross-checks face detection and alignment on
 already aligned CelebA photos (maae_tf/data/faces.py `measure`)."""
 
-from absl import app, flags
+from absl import flags
 
 from maae_tf import config as config_lib
 from maae_tf.data.faces import measure
@@ -12,8 +12,6 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     measure(FLAGS.measure)
 
 

@@ -1,7 +1,7 @@
 """`python -m maae_tf.prepare` (documented as `python -m maae_tf.data.prepare`): CelebA into
 sharded TFRecords with a background mask per image (maae_tf/data/prepare.py)."""
 
-from absl import app, flags
+from absl import flags
 
 from maae_tf import config as config_lib
 from maae_tf.data import prepare
@@ -17,8 +17,6 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     prepare.prepare_command(FLAGS.celeba_dir, FLAGS.out, FLAGS.image_size, FLAGS.masks, FLAGS.workers or None,
                             FLAGS.shard_size)
 

@@ -1,7 +1,7 @@
 """`python -m maae_tf.segmenter` (documented as `python -m maae_tf.data.masks.segmenter --fetch`):
 fetches (downloads, extracts, verifies) the selfie-segmentation model (maae_tf/data/masks/segmenter.py)."""
 
-from absl import app, flags
+from absl import flags
 
 from maae_tf import config as config_lib
 from maae_tf.data.masks import segmenter
@@ -13,8 +13,6 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     return segmenter.fetch_command(FLAGS.fetch, FLAGS.wheel, FLAGS.cache_dir)
 
 

@@ -1,7 +1,7 @@
 """`python -m maae_tf.synthetic` (documented as `python -m maae_tf.data.synthetic`): builds the
 synthetic face set in the CelebA release layout (maae_tf/data/synthetic.py)."""
 
-from absl import app, flags
+from absl import flags
 
 from maae_tf import config as config_lib
 from maae_tf.data import synthetic
@@ -16,8 +16,6 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     synthetic.build(FLAGS.out, FLAGS.num_images, FLAGS.seed, FLAGS.workers or None)
 
 

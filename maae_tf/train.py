@@ -1,6 +1,6 @@
 """`python -m maae_tf.train`: trains one attribute's network (maae_tf/training/loop.py)."""
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from maae_tf import config as config_lib
@@ -14,8 +14,6 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     loop.train_command(FLAGS.config, FLAGS.attr, FLAGS.workdir, FLAGS.profile_steps,
                        config_flags.get_override_values(FLAGS["config"]))
 

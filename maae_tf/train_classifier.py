@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from maae_tf import config as config_lib
 from maae_tf.evaluation import classifier
@@ -129,8 +129,6 @@ def report(info: dict, config, markdown: bool) -> str:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     try:
         config, attrs, steps, batch, seed = settings()
         _, info = classifier.for_dataset(config, attrs, steps=steps, batch=batch, seed=seed, width=FLAGS.width)

@@ -19,8 +19,6 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not FLAGS.data_dir or not FLAGS.out:
         raise app.UsageError("--data_dir and --out are required")
     identity.train_identity_command(FLAGS.data_dir, FLAGS.out, FLAGS.image_size, FLAGS.width, FLAGS.steps,
