@@ -322,6 +322,15 @@ def test_a_misspelt_config_key_is_named_with_the_closest_valid_key(tmp_path, con
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("module", ["maae_tf.train", "maae_tf.export"])
+def test_an_argument_that_is_no_flag_is_named(tmp_path, module):
+    """A stray word (a flag without its dashes, a path given as an argument) stops the command in
+    one line before anything is written; edit, client and demo --bench take photos instead."""
+    line = error_line(run(module, f"--workdir={tmp_path / 'run'}", "attr=mouth_open", "photo.jpg"))
+    assert line == "error: unexpected arguments: attr=mouth_open photo.jpg"
+    assert not (tmp_path / "run").exists()
+
+
 def test_an_unknown_attribute_under_by_attribute_is_named(tmp_path):
     config = tmp_path / "misspelt.py"
     config.write_text("from maae_tf.config import base_config\n\n\ndef get_config():\n"
