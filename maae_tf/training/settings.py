@@ -43,7 +43,7 @@ def check(c: ml_collections.ConfigDict) -> None:
     if c.loss.alpha_keep and c.adversarial_edits != "all":
         raise ValueError("loss.alpha_keep needs the keeping edits: set adversarial_edits='all' "
                          f"(got {c.adversarial_edits!r})")
-    if c.loss.get("d_reconstruction", 0.0) and not c.loss.alpha_gan_reconstruction:
+    if c.loss.d_reconstruction and not c.loss.alpha_gan_reconstruction:
         raise ValueError("loss.d_reconstruction teaches D to reject G(x, 0), which only "
                          "loss.alpha_gan_reconstruction makes G answer: set it > 0 "
                          f"(got {c.loss.alpha_gan_reconstruction})")
