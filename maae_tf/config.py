@@ -121,6 +121,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.lr_schedule = "constant"  # "constant" (paper) | "cosine" (decays to 0 at train_steps)
     c.beta_1 = 0.5
     c.beta_2 = 0.999
+    # an exponential moving average of G's weights with this momentum (0 = off, the paper's): what
+    # evaluation, export, editing and the in-training evaluation use; training goes on from the
+    # live weights (docs/method.md §5)
+    c.ema_momentum = 0.0
     c.train_steps = 200_000
     c.precision = "float32"  # "auto" | "float32" | "mixed_float16" | "mixed_bfloat16" (maae_tf/model/precision.py)
 

@@ -32,6 +32,7 @@ def test_config_files_are_valid_and_differ_where_documented():
                                      d_reconstruction=0.0,  # nor D on G(x, 0)
                                      d_augment="")  # nor augmentation of D's inputs
     assert celeba.init == "normal" and celeba.delta_mask == "lattice"
+    assert celeba.ema_momentum == 0.0  # the paper's G: no moving average of its weights
     assert quick.image_size == 64 and quick.synthetic.build_if_missing
     # the real-faces recipe: the paper's protocol on a user-given prepared folder
     real = runpy.run_path(str(REPO / "configs" / "celeba64.py"))["get_config"]()
@@ -43,7 +44,7 @@ def test_config_files_are_valid_and_differ_where_documented():
 @pytest.mark.parametrize("key,value,match", [
     ("image_size", 100, "multiple of 32"), ("delta_mask", "sparse", "lattice"),
     ("attr", "third_eye", "third_eye"), ("init", "xavier", "init"), ("lr_schedule", "step", "lr_schedule"),
-    ("precision", "float64", "precision"),
+    ("precision", "float64", "precision"), ("ema_momentum", 1.0, "ema_momentum"),
 ])
 def test_bad_settings_are_named(key, value, match):
     c = base_config()

@@ -332,3 +332,41 @@ def test_training_without_an_identity_network():
     assert m.identity is None
     logs = m.train_step(pairs(b=2))
     assert float(logs["id"]) == 0.0 and np.isfinite(float(logs["g_loss"]))
+
+
+def test_moving_average_of_g_is_what_inference_sees_and_training_goes_on_from_the_live_weights(tmp_path):
+    """ema_momentum: G's optimizer keeps avg <- m·avg + (1 - m)·w after each step (D's keeps none);
+    `averaged_generator` shows the average inside its block and gives the live weights back after;
+    a checkpoint holds both, and load_from_workdir serves the average (average=False: the live)."""
+    from conftest import write_run
+    from maae_tf.model.maae import averaged_generator, checkpoint, load_from_workdir
+
+    keras.utils.set_random_seed(0)
+    m = build_model(tiny_spec(ema_momentum=0.5, init="glorot"))
+    assert not m.d_optimizer.use_ema
+    ds = tf.data.Dataset.from_tensors(pairs())
+    m.fit(ds.repeat(), steps_per_epoch=1, epochs=1, verbose=0)  # the first step: average = weights
+    after_first = [v.numpy() for v in m.generator_variables]
+    m.fit(ds.repeat(), steps_per_epoch=1, epochs=1, verbose=0)
+    live = [v.numpy() for v in m.generator_variables]
+    expected = [0.5 * a + 0.5 * w for a, w in zip(after_first, live)]
+    x = pairs()["x1"]
+    with averaged_generator(m):
+        for v, e in zip(m.generator_variables, expected):
+            np.testing.assert_allclose(v.numpy(), e, rtol=1e-5, atol=1e-7)
+        averaged_output = m.generate(x, 3.0).numpy()
+    for v, w in zip(m.generator_variables, live):
+        np.testing.assert_array_equal(v.numpy(), w)
+    assert np.abs(averaged_output - m.generate(x, 3.0).numpy()).max() > 1e-4
+
+    workdir, saved = write_run(tmp_path / "run", "mouth_open", ema_momentum=0.5)
+    # the saved run's average: its weights plus a known offset
+    averages = saved.g_optimizer._model_variables_moving_average
+    for a, v in zip(averages, saved.generator_variables):
+        a.assign(v + 0.25)
+    tf.train.CheckpointManager(checkpoint(saved), str(workdir / "checkpoints"), max_to_keep=2).save(checkpoint_number=4)
+    served, _, _ = load_from_workdir(str(workdir))
+    resumed, _, _ = load_from_workdir(str(workdir), average=False)
+    for a, s, r, v in zip(averages, served.generator_variables, resumed.generator_variables, saved.generator_variables):
+        np.testing.assert_allclose(s.numpy(), a.numpy())
+        np.testing.assert_allclose(r.numpy(), v.numpy())

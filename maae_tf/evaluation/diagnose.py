@@ -144,7 +144,8 @@ def background_by_delta(edits: scoring.Edits) -> dict:
 def diagnose(workdir: str, num_images: int = 64) -> dict:
     """The five measurements of this module's docstring on the first `num_images` test images."""
     with precision.policy_scope("float32"):
-        model, cfg, step = load_from_workdir(workdir, with_identity=cfg_has_local_identity(workdir))
+        # the live weights (not their moving average): the gradients measured are those training takes
+        model, cfg, step = load_from_workdir(workdir, with_identity=cfg_has_local_identity(workdir), average=False)
         attr = attributes.resolve(cfg.attr)
         batch = next(iter(pipeline.images_dataset(cfg, split="test", limit=num_images, batch_size=num_images)))
         positive = batch["labels"].numpy()[:, attributes.index(attr)] > 0.5

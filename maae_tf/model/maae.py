@@ -21,6 +21,7 @@ the two edits that flip the label). Each batch is a dict of balanced pairs
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -303,6 +304,24 @@ def checkpoint(model: MAAE) -> tf.train.Checkpoint:
     return tf.train.Checkpoint(model=model, g_optimizer=model.g_optimizer, d_optimizer=model.d_optimizer)
 
 
+@contextlib.contextmanager
+def averaged_generator(model: MAAE):
+    """Inside the block G's weights are their moving average (config.ema_momentum), the live
+    weights again after it (the in-training evaluation and images: they show what the run's
+    evaluation and export will); without an average nothing changes."""
+    if not model.spec.optimizer.ema_momentum:
+        yield model
+        return
+    variables = model.generator_variables
+    live = [tf.identity(v) for v in variables]  # copies, not references
+    model.g_optimizer.finalize_variable_values(variables)
+    try:
+        yield model
+    finally:
+        for variable, value in zip(variables, live):
+            variable.assign(value)
+
+
 _CKPT_FILE = re.compile(r"^ckpt-(\d+)\.(index|data-\d+-of-\d+)$")
 
 
@@ -366,9 +385,11 @@ def describe_damaged(damaged: list[tuple[str, str]]) -> str:
     return f"{len(damaged)} checkpoints are damaged: " + "; ".join(f"{p} ({what})" for p, what in damaged)
 
 
-def load_from_workdir(workdir: str, with_identity: bool = False):
+def load_from_workdir(workdir: str, with_identity: bool = False, average: bool = True):
     """The model of a training run, built from its saved config.json and restored from its latest
-    checkpoint (evaluation, export). Returns (model, config, step). Raises FileNotFoundError when
+    checkpoint (evaluation, export), with G's weights their moving average where the run kept one
+    (config.ema_momentum; average=False: the live weights training goes on from). Returns
+    (model, config, step). Raises FileNotFoundError when
     the workdir has no checkpoint, ValueError naming the files when the latest one is damaged (an
     older one is never used silently)."""
     config = load_workdir_config(workdir)
@@ -385,4 +406,6 @@ def load_from_workdir(workdir: str, with_identity: bool = False):
             else "no older checkpoint restores: copy the run again or train it anew"))
     if restored is None:
         raise FileNotFoundError(f"no checkpoint in {directory}: train first")
+    if average and model.spec.optimizer.ema_momentum:
+        model.g_optimizer.finalize_variable_values(model.generator_variables)
     return model, config, int(model.g_optimizer.iterations.numpy())

@@ -18,6 +18,7 @@ class OptimizerSpec:
     beta_1: float
     beta_2: float
     train_steps: int   # where the cosine schedule reaches 0
+    ema_momentum: float  # of the moving average of G's weights kept by G's optimizer (0 = none)
     jit_compile: bool
 
 
@@ -33,10 +34,14 @@ def learning_rate(spec: OptimizerSpec):
 def make_optimizers(spec: OptimizerSpec):
     """Adam(lr 1e-4, β = (0.5, 0.999)) for G and for D (paper §4.1). Under the mixed_float16
     policy each is wrapped in a LossScaleOptimizer (dynamic loss scale: apply_gradients unscales
-    and skips a step whose gradients are not finite); bfloat16 and float32 need no scaling."""
-    def make(name):
-        adam = keras.optimizers.Adam(learning_rate(spec), spec.beta_1, spec.beta_2, name=name)
+    and skips a step whose gradients are not finite); bfloat16 and float32 need no scaling.
+    With spec.ema_momentum, G's Adam also keeps the moving average of G's weights (Keras's
+    use_ema: updated after every step, checkpointed with the optimizer, never written over the
+    live weights during training)."""
+    def make(name, average=False):
+        ema = {"use_ema": True, "ema_momentum": spec.ema_momentum} if average and spec.ema_momentum else {}
+        adam = keras.optimizers.Adam(learning_rate(spec), spec.beta_1, spec.beta_2, name=name, **ema)
         if keras.mixed_precision.global_policy().name == "mixed_float16":
             return keras.optimizers.LossScaleOptimizer(adam, name=f"{name}_loss_scale")
         return adam
-    return make("g_adam"), make("d_adam")
+    return make("g_adam", average=True), make("d_adam")

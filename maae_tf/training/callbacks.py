@@ -20,6 +20,7 @@ from maae_tf.evaluation import evaluators
 from maae_tf.evaluation import registry
 from maae_tf.evaluation import visualize
 from maae_tf.files import write_bytes_atomic, write_text_atomic
+from maae_tf.model.maae import averaged_generator
 
 
 def global_step(model) -> int:
@@ -88,7 +89,8 @@ class TrainMonitor(keras.callbacks.Callback):
             self._write_images(step)
 
     def _write_images(self, step):
-        titles, cols = visualize.edit_columns(self.model, self.images, self.delta_max, self.sweep)
+        with averaged_generator(self.model) as model:
+            titles, cols = visualize.edit_columns(model, self.images, self.delta_max, self.sweep)
         grid = visualize.grid(cols)
         with self.writer.as_default(step=step):
             tf.summary.image("edits/" + "|".join(titles), grid[None].astype(np.float32) / 255.0, max_outputs=1)
@@ -187,7 +189,8 @@ class HeldOutEvaluation(keras.callbacks.Callback):
 
     def summary(self) -> dict:
         """The evaluators' metrics of the held-out batch (means and counts; None where nothing counts)."""
-        out, positive = evaluators.run(self.model, [self.held_out], self.evaluators, self.delta_max)
+        with averaged_generator(self.model) as model:
+            out, positive = evaluators.run(model, [self.held_out], self.evaluators, self.delta_max)
         out["num_positives"] = int(np.sum(positive))
         return out
 

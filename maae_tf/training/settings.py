@@ -56,6 +56,8 @@ def check(c: ml_collections.ConfigDict) -> None:
         distribute.resolve(c.strategy)  # raises, naming the supported values
     if c.eval.sweep_steps < 2 or c.eval.every < 0 or c.eval.batch < 2:
         raise ValueError("eval.sweep_steps must be >= 2, eval.every >= 0 and eval.batch >= 2")
+    if not 0 <= c.ema_momentum < 1:
+        raise ValueError(f"ema_momentum must be in [0, 1) (0 = no moving average of G), got {c.ema_momentum}")
     if c.batch_size < 1 or c.width <= 0:
         raise ValueError("batch_size and width must be positive")
     # bookkeeping: checked here, before anything is written (0 would fail mid-run: a division by
