@@ -12,6 +12,7 @@ flags.DEFINE_list("compose", None, "Runs of different attributes: sequential mul
 flags.DEFINE_string("out", None, "Folder of comparison.md / multi_attribute.md; default: beside the first run, "
                                  "<parent>/comparison or <parent>/multi_attribute.")
 flags.DEFINE_integer("num_images", None, "Test images to evaluate; default config.eval.num_images.")
+flags.DEFINE_integer("sweep_images", None, "Test images whose δ sweep is scored; default config.eval.sweep_images.")
 flags.DEFINE_integer("seed", None, "Seed of the attribute classifier's training; default config.seed.")
 flags.DEFINE_integer("num_examples", 8, "Rows of examples.png and sweep.png.")
 flags.DEFINE_enum("identity_network", None, [*identity.EMBEDDERS, *identity.RENAMED],
@@ -24,7 +25,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     evaluate.evaluate_command(FLAGS.workdir, FLAGS.workdirs, FLAGS.compose, FLAGS.out, FLAGS.reuse,
-                              FLAGS.identity_network, num_images=FLAGS.num_images, seed=FLAGS.seed,
+                              FLAGS.identity_network, sweep_images=FLAGS.sweep_images, num_images=FLAGS.num_images, seed=FLAGS.seed,
                               num_examples=FLAGS.num_examples)
 
 

@@ -203,7 +203,7 @@ KEYS = ("classifier_accuracy", "attribute_accuracy_plus", "attribute_accuracy_mi
 
 
 def test_evaluate_cli_end_to_end(tiny_run):
-    proc = _cli(f"--workdir={tiny_run}", "--num_images=9", "--num_examples=3")
+    proc = _cli(f"--workdir={tiny_run}", "--num_images=9", "--num_examples=3", "--sweep_images=7")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "background_psnr" in proc.stdout and "images/s" in proc.stdout
     assert "evaluate: editing and scoring 9/9 (100 %)" in proc.stderr and "ETA 0:00:00" in proc.stderr
@@ -229,7 +229,8 @@ def test_evaluate_cli_end_to_end(tiny_run):
     assert m["attribute_keep_accuracy_count"] == m["reconstruction_attribute_accuracy_count"] == 9
     assert m["background_psnr_count"] == 2 * 9 and m["reconstruction_psnr_count"] == 9
     assert m["identity_similarity_count"] == m["fidelity_score_count"] == 9  # one flipping edit per image
-    assert m["sweep_monotonic_share_count"] == 9 and len(m["sweep_mean_probability"]) == len(m["sweep_deltas"]) == 9
+    assert m["sweep_monotonic_share_count"] == 7 and len(m["sweep_mean_probability"]) == len(m["sweep_deltas"]) == 9
+    assert m["request"]["sweep_images"] == 7  # the sweeps of the first 7 images, as asked
     assert m["seconds"] > 0
     # every metric with a count is in the registry, and metrics.json carries numbers, not prose
     assert {k[:-len("_count")] for k in m if k.endswith("_count")} == set(registry.BY_KEY)
@@ -245,7 +246,7 @@ def test_evaluate_cli_end_to_end(tiny_run):
     assert Image.open(out / "sweep.png").size == (width, band + pad + 3 * (tile + pad + 14))  # P under tiles
     assert Image.open(out / "attribute_vs_delta.png").size == (640, 480)
     by_label = m["sweep_probability_by_label"]
-    assert by_label["negatives"]["count"] + by_label["positives"]["count"] == 9
+    assert by_label["negatives"]["count"] + by_label["positives"]["count"] == 7
     report_md = (out / "report.md").read_text()
     assert all(f"| {metric.title} |" in report_md for metric in registry.report_rows())
     assert "per-image" in report_md and "sweep.png" in report_md
@@ -254,7 +255,7 @@ def test_evaluate_cli_end_to_end(tiny_run):
     # the same checkpoint and seed again: the cached classifier is reused, the numbers are the same
     from maae_tf.evaluation import evaluate
 
-    again = evaluate.evaluate(str(tiny_run), num_images=9)
+    again = evaluate.evaluate(str(tiny_run), num_images=9, sweep_images=7)
     assert again["classifier"]["reused"] is True and again["classifier"]["weights_sha256"] == sha
     for key in KEYS + ("classifier_accuracy_eval_images",):
         assert again[key] == pytest.approx(m[key], rel=1e-6, abs=1e-6), key
@@ -290,6 +291,7 @@ def test_compare_runs_in_one_table(tiny_run, tiny_celeba, tmp_path):
 
     assert evaluate.reusable(str(ablation), num_images=4) is not None
     assert evaluate.reusable(str(ablation), num_images=5) is None  # another request: evaluate again
+    assert evaluate.reusable(str(ablation), num_images=4, sweep_images=2) is None
     # a metrics.json that names the run's own F_ID by its deprecated name "fid" is read as "training"
     path = ablation / "eval" / "metrics.json"
     m = json.loads(path.read_text())

@@ -49,17 +49,18 @@ def _load(workdir: str):
         return load_from_workdir(workdir)
 
 
-def _request(config, num_images, seed, identity_network) -> dict:
+def _request(config, num_images, seed, identity_network, sweep_images=None) -> dict:
     """What an evaluation was asked for, with the config's defaults filled in."""
     return {"num_images": int(config.eval.num_images if num_images is None else num_images),
+            "sweep_images": int(config.eval.sweep_images if sweep_images is None else sweep_images),
             "seed": int(config.seed if seed is None else seed),
             "identity_network": face_identity.embedder_kind(identity_network or config.eval.identity_network)}
 
 
 def reusable(workdir: str, num_images: int | None = None, seed: int | None = None,
-             identity_network: str | None = None) -> dict | None:
+             identity_network: str | None = None, sweep_images: int | None = None) -> dict | None:
     """WORKDIR/eval/metrics.json when it holds this metrics VERSION, of the run's latest checkpoint,
-    for the same request (image count, seed, identity network); else None."""
+    for the same request (image and sweep counts, seed, identity network); else None."""
     path = os.path.join(workdir, EVAL_DIR, "metrics.json")
     # the checkpoint the loader takes (its files, not the state file)
     latest = (saved_checkpoints(os.path.join(workdir, "checkpoints")) or [None])[-1]
@@ -70,7 +71,7 @@ def reusable(workdir: str, num_images: int | None = None, seed: int | None = Non
             m = json.load(f)
     except (OSError, ValueError):
         return None
-    want = _request(load_workdir_config(workdir), num_images, seed, identity_network)
+    want = _request(load_workdir_config(workdir), num_images, seed, identity_network, sweep_images)
     saved = dict(m.get("request") or {})
     saved["identity_network"] = face_identity.current_name(saved.get("identity_network"))  # an older run's name
     same = m.get("version") == VERSION and saved == want and m.get("step") == int(latest.rsplit("-", 1)[1])
@@ -95,11 +96,12 @@ def judge_metrics(details: dict) -> dict:
     return out
 
 
-def run_evaluators(config, judge_model, column: int, embedder, sweep_deltas) -> list:
-    """The evaluators of one run's evaluation: every metric family, SSIM and identity included."""
+def run_evaluators(config, judge_model, column: int, embedder, sweep_deltas, sweep_images: int) -> list:
+    """The evaluators of one run's evaluation: every metric family, SSIM and identity included,
+    the δ sweeps of the first `sweep_images` images."""
     return [evaluators.EditEvaluator(judge_model, column), evaluators.PixelEvaluator(ssim=True),
             evaluators.DiscriminatorEvaluator(), evaluators.IdentityEvaluator(embedder),
-            evaluators.SweepEvaluator(judge_model, column, sweep_deltas, int(config.eval.sweep_images),
+            evaluators.SweepEvaluator(judge_model, column, sweep_deltas, sweep_images,
                                       float(config.eval.sweep_tolerance))]
 
 
@@ -137,7 +139,7 @@ def batch_logger(total: int):
 
 
 def evaluate(workdir: str, num_images: int | None = None, seed: int | None = None,
-             num_examples: int = 8, identity_network: str | None = None) -> dict:
+             num_examples: int = 8, identity_network: str | None = None, sweep_images: int | None = None) -> dict:
     """Evaluates the latest checkpoint of `workdir`; writes WORKDIR/eval/{metrics.json, report.md,
     examples.png, sweep.png, attribute_vs_delta.png} and returns the metrics. Raises FileNotFoundError for a workdir without
     config or checkpoint and for a missing dataset."""
@@ -146,9 +148,10 @@ def evaluate(workdir: str, num_images: int | None = None, seed: int | None = Non
     t = progress.phase("evaluate", f"restored {workdir} at step {step}", t0)
     pipeline.check_layout(config.data_dir)
     attr = attributes.resolve(config.attr)
-    request = _request(config, num_images, seed, identity_network)
-    if request["num_images"] < 1:
-        raise ValueError(f"num_images must be positive, got {request['num_images']}")
+    request = _request(config, num_images, seed, identity_network, sweep_images)
+    if request["num_images"] < 1 or request["sweep_images"] < 1:
+        raise ValueError(f"num_images and sweep_images must be positive, got {request['num_images']} and "
+                         f"{request['sweep_images']}")
     out_dir = os.path.join(workdir, EVAL_DIR)
     os.makedirs(out_dir, exist_ok=True)
 
@@ -158,7 +161,8 @@ def evaluate(workdir: str, num_images: int | None = None, seed: int | None = Non
     t = progress.phase("evaluate", f"attribute classifier and identity network {embedder.name} ready", t)
     sweep_deltas = visualize.sweep_values(float(config.delta_max), int(config.eval.sweep_steps))
     scores, truth = evaluators.run(model, test_batches(config, request["num_images"], attributes.index(attr)),
-                                   run_evaluators(config, judge_model, column, embedder, sweep_deltas),
+                                   run_evaluators(config, judge_model, column, embedder, sweep_deltas,
+                                                  request["sweep_images"]),
                                    config.delta_max, source=f"the test split of {config.data_dir!r}",
                                    on_batch=batch_logger(request["num_images"]))
     n = int(truth.size)
@@ -226,7 +230,7 @@ def compare(workdirs, out: str | None = None, reuse: bool = False, **kwargs) -> 
     stands), writes OUT/comparison.{md,json} and returns (the markdown table, OUT)."""
     if len(workdirs) < 1:
         raise ValueError("--workdirs names no run")
-    request = {k: kwargs.get(k) for k in ("num_images", "seed", "identity_network")}
+    request = {k: kwargs.get(k) for k in ("num_images", "seed", "identity_network", "sweep_images")}
     rows = []
     for w in workdirs:
         m = reusable(w, **request) if reuse else None
@@ -246,10 +250,11 @@ def compare(workdirs, out: str | None = None, reuse: bool = False, **kwargs) -> 
 # ----- command line ---------------------------------------------------------------------------------
 
 def evaluate_command(workdir: str | None, workdirs: list[str] | None, compose: list[str] | None,
-                     out: str | None, reuse: bool = False, identity_network: str | None = None, **kwargs) -> None:
+                     out: str | None, reuse: bool = False, identity_network: str | None = None,
+                     sweep_images: int | None = None, **kwargs) -> None:
     """`python -m maae_tf.evaluate`: one run (`workdir`), a comparison (`workdirs`) or
-    multi-attribute edits (`compose`), printed; `kwargs` are num_images, seed and num_examples. A
-    bad input ends in one `error:` line and exit 2."""
+    multi-attribute edits (`compose`, which sweeps nothing), printed; `kwargs` are num_images, seed
+    and num_examples. A bad input ends in one `error:` line and exit 2."""
     if sum(map(bool, (workdir, workdirs, compose))) != 1:
         print("error: give exactly one of --workdir (one run), --workdirs (compare runs) or --compose "
               "(multi-attribute edits)", file=sys.stderr)
@@ -258,11 +263,12 @@ def evaluate_command(workdir: str | None, workdirs: list[str] | None, compose: l
     tf.config.experimental.enable_op_determinism()
     try:
         if workdir:
-            m = evaluate(workdir, identity_network=identity_network, **kwargs)
+            m = evaluate(workdir, identity_network=identity_network, sweep_images=sweep_images, **kwargs)
             print(report.run_lines(m, os.path.join(m["workdir"], EVAL_DIR)))
         elif workdirs:
             t0 = time.perf_counter()
-            table, out = compare(workdirs, out, reuse=reuse, identity_network=identity_network, **kwargs)
+            table, out = compare(workdirs, out, reuse=reuse, identity_network=identity_network,
+                                 sweep_images=sweep_images, **kwargs)
             print(table)
             print(f"wrote {out}/comparison.md, comparison.json in {time.perf_counter() - t0:.1f} s")
         else:
