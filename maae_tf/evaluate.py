@@ -25,8 +25,8 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     evaluate.evaluate_command(FLAGS.workdir, FLAGS.workdirs, FLAGS.compose, FLAGS.out, FLAGS.reuse,
-                              FLAGS.identity_network, sweep_images=FLAGS.sweep_images, num_images=FLAGS.num_images, seed=FLAGS.seed,
-                              num_examples=FLAGS.num_examples)
+                              FLAGS.identity_network, sweep_images=FLAGS.sweep_images, num_images=FLAGS.num_images,
+                              seed=FLAGS.seed, num_examples=FLAGS.num_examples)
 
 
 def run():

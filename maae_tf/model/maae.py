@@ -304,17 +304,25 @@ def checkpoint(model: MAAE) -> tf.train.Checkpoint:
     return tf.train.Checkpoint(model=model, g_optimizer=model.g_optimizer, d_optimizer=model.d_optimizer)
 
 
+def write_average(model: MAAE) -> bool:
+    """Writes the moving average of G's weights (config.ema_momentum) over them; False (and
+    nothing written) for a run without one."""
+    if not model.spec.optimizer.ema_momentum:
+        return False
+    model.g_optimizer.finalize_variable_values(model.generator_variables)
+    return True
+
+
 @contextlib.contextmanager
 def averaged_generator(model: MAAE):
-    """Inside the block G's weights are their moving average (config.ema_momentum), the live
-    weights again after it (the in-training evaluation and images: they show what the run's
-    evaluation and export will); without an average nothing changes."""
-    if not model.spec.optimizer.ema_momentum:
-        yield model
-        return
+    """Inside the block G's weights are their moving average (`write_average`), the live weights
+    again after it (the in-training evaluation and images: they show what the run's evaluation
+    and export will); without an average nothing changes."""
     variables = model.generator_variables
     live = [tf.identity(v) for v in variables]  # copies, not references
-    model.g_optimizer.finalize_variable_values(variables)
+    if not write_average(model):
+        yield model
+        return
     try:
         yield model
     finally:
@@ -406,6 +414,6 @@ def load_from_workdir(workdir: str, with_identity: bool = False, average: bool =
             else "no older checkpoint restores: copy the run again or train it anew"))
     if restored is None:
         raise FileNotFoundError(f"no checkpoint in {directory}: train first")
-    if average and model.spec.optimizer.ema_momentum:
-        model.g_optimizer.finalize_variable_values(model.generator_variables)
+    if average:
+        write_average(model)
     return model, config, int(model.g_optimizer.iterations.numpy())
