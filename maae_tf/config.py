@@ -125,6 +125,9 @@ def base_config() -> ml_collections.ConfigDict:
     # evaluation, export, editing and the in-training evaluation use; training goes on from the
     # live weights (docs/method.md §5)
     c.ema_momentum = 0.0
+    # the average's momentum grows with the step, min(ema_momentum, (1 + t) / (10 + t)), so the first
+    # steps' far-off weights leave it (docs/method.md §5)
+    c.ema_warmup = False
     c.train_steps = 200_000
     c.precision = "float32"  # "auto" | "float32" | "mixed_float16" | "mixed_bfloat16" (maae_tf/model/precision.py)
 

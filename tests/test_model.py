@@ -334,6 +334,26 @@ def test_training_without_an_identity_network():
     assert float(logs["id"]) == 0.0 and np.isfinite(float(logs["g_loss"]))
 
 
+def test_warmed_up_average_spans_the_recent_steps_not_the_first_weights():
+    """ema_warmup: at step t the momentum is min(ema_momentum, (1 + t) / (10 + t)); the first step copies."""
+    from maae_tf.model.maae import averaged_generator
+
+    keras.utils.set_random_seed(0)
+    m = build_model(tiny_spec(ema_momentum=0.999, ema_warmup=True, init="glorot"))
+    ds = tf.data.Dataset.from_tensors(pairs()).repeat()
+    weights = []
+    for _ in range(3):
+        m.fit(ds, steps_per_epoch=1, epochs=1, verbose=0)
+        weights.append([v.numpy() for v in m.generator_variables])
+    expected = weights[0]
+    for t in (1, 2):  # a plain average at 0.999 would still be 0.999·w1 + ... here
+        momentum = min(0.999, (1 + t) / (10 + t))
+        expected = [momentum * a + (1 - momentum) * w for a, w in zip(expected, weights[t])]
+    with averaged_generator(m):
+        for v, e in zip(m.generator_variables, expected):
+            np.testing.assert_allclose(v.numpy(), e, rtol=1e-5, atol=1e-6)
+
+
 def test_moving_average_of_g_is_what_inference_sees_and_training_goes_on_from_the_live_weights(tmp_path):
     """ema_momentum: G's optimizer keeps avg <- m·avg + (1 - m)·w after each step (D's keeps none);
     `averaged_generator` shows the average inside its block and gives the live weights back after;
