@@ -103,6 +103,9 @@ def base_config() -> ml_collections.ConfigDict:
     # weight of the attribute-classification term of G (0 = the paper's; with > 0 D gets a third
     # logit P(attribute), learnt on real faces, that every edit must read as δ's sign)
     c.loss.alpha_cls = 0.0
+    # weight (times alpha_cls) of the same term on the reconstructions: the attribute logit reads G(x, 0)
+    # as x's own label (0 = only the edits; docs/method.md §10)
+    c.loss.cls_reconstruction = 0.0
     # weight (times alpha_gan) of G's GAN term on its reconstructions G(x, 0), each judged at the head
     # of x's own class (0 = the paper's: only the edits face D)
     c.loss.alpha_gan_reconstruction = 0.0

@@ -282,6 +282,33 @@ def test_reconstruction_gan_term_judges_g_x_0_at_its_own_class_head():
     assert np.isfinite(float(tracked["gan_reconstruction"]))
 
 
+def test_attribute_term_on_the_reconstructions_reads_g_x_0_as_its_own_label():
+    """loss.cls_reconstruction: G's objective grows by alpha_cls · w · the BCE of D's attribute logit
+    on G(x2, 0) (has it) and G(x1, 0) (lacks it), tracked as `cls_reconstruction`; refused without
+    alpha_cls (no attribute logit)."""
+    from maae_tf.model import losses
+    from maae_tf.model.networks import ATTRIBUTE
+    from maae_tf.training.settings import check
+
+    keras.utils.set_random_seed(0)
+    m = build_model(tiny_spec(**{"loss.alpha_cls": 2.0}))
+    b = pairs(b=2)
+    plain, _ = m.generator_terms(b["x1"], b["x2"], b["m1"], b["m2"])
+    m.spec = dataclasses.replace(m.spec, losses=dataclasses.replace(m.spec.losses, cls_reconstruction=0.5))
+    terms, (_, _, (r1, r2)) = m.generator_terms(b["x1"], b["x2"], b["m1"], b["m2"])
+    assert "cls_reconstruction" not in plain
+    expected = losses.attribute_loss(m.discriminator(r2)[:, ATTRIBUTE], m.discriminator(r1)[:, ATTRIBUTE])
+    assert float(terms["cls_reconstruction"]) == pytest.approx(float(expected), rel=1e-4)
+    added = 2.0 * 0.5 * float(expected)
+    assert float(terms["g_loss"]) == pytest.approx(float(plain["g_loss"]) + added, rel=1e-5)
+    assert float(terms["cls"]) == pytest.approx(float(plain["cls"]), rel=1e-5)
+    tracked = build_model(m.spec).train_step(b)
+    assert np.isfinite(float(tracked["cls_reconstruction"]))
+    with pytest.raises(ValueError, match="alpha_cls"):
+        check(tiny_config(**{"loss.cls_reconstruction": 1.0}))
+    check(tiny_config(**{"loss.cls_reconstruction": 1.0, "loss.alpha_cls": 1.0}))
+
+
 def test_keep_term_pulls_the_keeping_edits_to_their_inputs():
     """loss.alpha_keep: G's objective grows by alpha_keep · (|G(x1, -δ0) - x1| + |G(x2, +δ0) - x2|),
     the keeping edits made from the same draws as the other terms, tracked as `keep`."""

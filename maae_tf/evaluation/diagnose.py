@@ -47,7 +47,7 @@ from maae_tf.model.networks import NEGATIVE, POSITIVE
 
 WEIGHTS = {"vae": "alpha_vae", "gan": "alpha_gan", "id": "alpha_id", "cycle": "alpha_cycle",
            "mask": "alpha_mask", "cls": "alpha_cls", "keep": "alpha_keep"}
-ADVERSARIAL = ("gan", "cls", "gan_reconstruction")
+ADVERSARIAL = ("gan", "cls", "gan_reconstruction", "cls_reconstruction")
 
 
 def term_weight(weights, name: str) -> float:
@@ -55,6 +55,8 @@ def term_weight(weights, name: str) -> float:
     weights (losses.LossWeights): its α, and for the GAN term on G(x, 0) alpha_gan times its own factor."""
     if name == "gan_reconstruction":
         return float(weights.alpha_gan) * float(weights.alpha_gan_reconstruction)
+    if name == "cls_reconstruction":
+        return float(weights.alpha_cls) * float(weights.cls_reconstruction)
     return float(getattr(weights, WEIGHTS[name]))
 
 
@@ -71,7 +73,7 @@ def gradient_shares(model, x1, x2, m1, m2) -> dict:
     with tf.GradientTape(persistent=True) as tape:
         terms, _ = model.generator_terms(x1, x2, m1, m2)
     flat = {}
-    for name in (*WEIGHTS, "gan_reconstruction"):
+    for name in (*WEIGHTS, "gan_reconstruction", "cls_reconstruction"):
         weight = term_weight(model.spec.losses, name)
         if name in terms and weight:
             grads = tape.gradient(terms[name], variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)

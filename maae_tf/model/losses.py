@@ -28,6 +28,7 @@ class LossWeights:
     lambda_rec: float
     d_other_class: float             # D: the other class's real faces are fake
     alpha_cls: float                 # G: the attribute logit reads every edit as δ's sign
+    cls_reconstruction: float        # G: ... and G(x, 0) as x's own label, times alpha_cls
     alpha_gan_reconstruction: float  # G: the GAN term of G(x, 0), times alpha_gan
     alpha_keep: float                # G: the keeping edits' L1 to their inputs
     d_reconstruction: float          # D: G(x, 0) is fake at the head of x's class
@@ -154,12 +155,14 @@ def keep_loss(kept_negatives, negatives, kept_positives, positives):
 def generator_objective(terms: dict, w: LossWeights) -> tf.Tensor:
     """G's objective (Eq. 6) from its unweighted terms and the run's loss weights `w`:
     α1·L_VAE + α2·L_GAN + α3·L_ID + α4·L_Cycle + α5·L_Mask, plus the optional attribute term
-    (loss.alpha_cls), the GAN term of the reconstructions (loss.alpha_gan_reconstruction) and the
+    (loss.alpha_cls; on the reconstructions too with loss.cls_reconstruction), the GAN term of the reconstructions (loss.alpha_gan_reconstruction) and the
     keeping edits' L1 to their inputs (loss.alpha_keep)."""
     g_loss = (w.alpha_vae * terms["vae"] + w.alpha_gan * terms["gan"] + w.alpha_id * terms["id"]
               + w.alpha_cycle * terms["cycle"] + w.alpha_mask * terms["mask"])
     if w.alpha_cls:
         g_loss += w.alpha_cls * terms["cls"]
+    if w.cls_reconstruction:
+        g_loss += w.alpha_cls * w.cls_reconstruction * terms["cls_reconstruction"]
     if w.alpha_gan_reconstruction:
         g_loss += w.alpha_gan * w.alpha_gan_reconstruction * terms["gan_reconstruction"]
     if w.alpha_keep:

@@ -60,6 +60,7 @@ class MAAE(keras.Model):
         self.identity = identity or None
         self.lattice = lattice.lattice_mask(encoder_geometry(), networks.image_size, spec.delta_mask)
         terms = (LOSS_TERMS + (("cls",) if weights.alpha_cls else ())
+                 + (("cls_reconstruction",) if weights.cls_reconstruction else ())
                  + (("gan_reconstruction",) if weights.alpha_gan_reconstruction else ())
                  + (("keep",) if weights.alpha_keep else ()))
         self.trackers = {name: keras.metrics.Mean(name=name) for name in terms}
@@ -178,9 +179,11 @@ class MAAE(keras.Model):
         g = self.imagine(x1, x2)
         (r1, r2), (p1, n2), (c1, c2) = g.reconstructed, g.flipped, g.cycled
         # D on every edit, each at the head of δ's sign, and on the reconstructions, each at the
-        # head of its own class (only with loss.alpha_gan_reconstruction > 0: docs/method.md §10)
+        # head of its own class (only with loss.alpha_gan_reconstruction or cls_reconstruction > 0:
+        # docs/method.md §10)
+        judge_reconstructions = w.alpha_gan_reconstruction or w.cls_reconstruction
         judged = self.judge("generator", to_positive=g.to_positive, to_negative=g.to_negative,
-                            **({"r1": [r1], "r2": [r2]} if w.alpha_gan_reconstruction else {}))
+                            **({"r1": [r1], "r2": [r2]} if judge_reconstructions else {}))
         if self.identity is not None:
             features = self.batched(self.identity, {"x1": x1, "x2": x2, "p1": p1, "n2": n2}, training=None)
         t = {"kl": losses.kl_divergence(g.mu, g.logvar),
@@ -198,6 +201,8 @@ class MAAE(keras.Model):
                         for image, x, m in g.with_their_inputs((x1, m1), (x2, m2)))
         if w.alpha_cls:  # D's attribute logit must read every edit as δ's sign (docs/method.md §10)
             t["cls"] = losses.attribute_loss(judged["to_positive"][:, ATTRIBUTE], judged["to_negative"][:, ATTRIBUTE])
+        if w.cls_reconstruction:  # ... and G(x, 0) as x's own label
+            t["cls_reconstruction"] = losses.attribute_loss(judged["r2"][:, ATTRIBUTE], judged["r1"][:, ATTRIBUTE])
         if w.alpha_gan_reconstruction:
             t["gan_reconstruction"] = losses.generator_gan_loss(judged["r2"][:, POSITIVE], judged["r1"][:, NEGATIVE])
         if w.alpha_keep:  # the keeping edits stay the photo (docs/method.md §10)

@@ -47,6 +47,9 @@ def check(c: ml_collections.ConfigDict) -> None:
         raise ValueError("loss.d_reconstruction teaches D to reject G(x, 0), which only "
                          "loss.alpha_gan_reconstruction makes G answer: set it > 0 "
                          f"(got {c.loss.alpha_gan_reconstruction})")
+    if c.loss.cls_reconstruction and not c.loss.alpha_cls:
+        raise ValueError("loss.cls_reconstruction weighs D's attribute logit on G(x, 0), which only "
+                         f"loss.alpha_cls > 0 gives D (got {c.loss.alpha_cls})")
     if c.identity.source == "none" and c.loss.alpha_id:
         raise ValueError(f"identity.source='none' trains without the identity loss: set loss.alpha_id=0 "
                          f"(got {c.loss.alpha_id})")
