@@ -27,12 +27,13 @@ def test_config_files_are_valid_and_differ_where_documented():
     assert dict(celeba.loss) == dict(alpha_vae=0.1, alpha_gan=10.0, alpha_id=20.0, alpha_cycle=80.0,
                                      alpha_mask=80.0, lambda_kl=0.1, lambda_rec=80.0,
                                      d_other_class=0.0, alpha_cls=0.0,  # the paper's D: no extra terms
+                                     cls_reconstruction=0.0,
                                      alpha_gan_reconstruction=0.0,  # nor a GAN term on G(x, 0)
                                      alpha_keep=0.0,  # nor an L1 on the keeping edits
                                      d_reconstruction=0.0,  # nor D on G(x, 0)
                                      d_augment="")  # nor augmentation of D's inputs
     assert celeba.init == "normal" and celeba.delta_mask == "lattice"
-    assert celeba.ema_momentum == 0.0  # the paper's G: no moving average of its weights
+    assert celeba.ema_momentum == 0.0 and not celeba.ema_warmup  # the paper's G: no moving average of its weights
     assert quick.image_size == 64 and quick.synthetic.build_if_missing
     # the real-faces recipe: the paper's protocol on a user-given prepared folder
     real = runpy.run_path(str(REPO / "configs" / "celeba64.py"))["get_config"]()
