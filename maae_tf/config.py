@@ -115,6 +115,9 @@ def base_config() -> ml_collections.ConfigDict:
     # weight of D's terms that judge the (detached) reconstructions G(x, 0) fake at the head of x's
     # class (0 = the paper's D; needs loss.alpha_gan_reconstruction, G's side of the same game)
     c.loss.d_reconstruction = 0.0
+    # weight of the L1 of G(x, 0) to x inside the face, |(G(x, 0) - x)·(1 - B)| (0 = the paper's: the
+    # face of a reconstruction weighs alpha_vae·lambda_rec = 8, its background alpha_mask more)
+    c.loss.face_reconstruction = 0.0
     # DiffAugment of every image D sees, real or generated, in both steps: "" (the paper's) or a
     # comma-separated policy of "translation", "cutout" (maae_tf/model/augment.py)
     c.loss.d_augment = ""

@@ -327,6 +327,25 @@ def test_keep_term_pulls_the_keeping_edits_to_their_inputs():
         check(tiny_config(adversarial_edits="flipping", **{"loss.alpha_keep": 3.0}))
 
 
+def test_face_term_weighs_the_reconstructions_face_alone():
+    """loss.face_reconstruction: G's objective grows by w · |(G(x, 0) - x)·(1 - B)| of both
+    reconstructions, tracked as `face_reconstruction`; with L_Mask's share of the same image it
+    adds up to the reconstruction's L1."""
+    from maae_tf.model import losses
+
+    m, b, plain, terms, (_, _, (r1, r2)) = terms_without_and_with("face_reconstruction", 50.0, "face_reconstruction")
+    face = lambda r, x, mask: np.mean(np.abs(r.numpy() - x.numpy()) * (1.0 - mask.numpy()))
+    expected = face(r1, b["x1"], b["m1"]) + face(r2, b["x2"], b["m2"])
+    assert expected > 0
+    assert float(terms["face_reconstruction"]) == pytest.approx(expected, rel=1e-5)
+    assert float(terms["g_loss"]) == pytest.approx(float(plain["g_loss"]) + 50.0 * expected, rel=1e-5)
+    background = float(losses.mask_loss(r1, b["x1"], b["m1"]) + losses.mask_loss(r2, b["x2"], b["m2"]))
+    assert expected + background == pytest.approx(float(terms["reconstruction"]), rel=1e-5)
+    assert float(losses.face_reconstruction_loss(b["x1"] + b["m1"], b["x1"], b["m1"])) == 0.0  # background moves only
+    tracked = build_model(m.spec).train_step(b)
+    assert np.isfinite(float(tracked["face_reconstruction"]))
+
+
 def test_attribute_logit_learns_the_attribute_from_real_faces():
     """loss.alpha_cls: D gets a third logit, tracked as `cls`, that learns from real faces which
     class they are (here dark negatives and bright positives)."""
@@ -379,6 +398,10 @@ def test_warmed_up_average_spans_the_recent_steps_not_the_first_weights():
     with averaged_generator(m):
         for v, e in zip(m.generator_variables, expected):
             np.testing.assert_allclose(v.numpy(), e, rtol=1e-5, atol=1e-6)
+    from maae_tf.training.settings import check
+
+    with pytest.raises(ValueError, match="ema_momentum"):  # no average to warm up
+        check(tiny_config(ema_warmup=True))
 
 
 def test_moving_average_of_g_is_what_inference_sees_and_training_goes_on_from_the_live_weights(tmp_path):

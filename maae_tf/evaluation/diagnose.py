@@ -41,23 +41,11 @@ from maae_tf.evaluation import evaluators
 from maae_tf.evaluation import metrics
 from maae_tf.evaluation import scoring
 from maae_tf.files import write_text_atomic
-from maae_tf.model import precision
+from maae_tf.model import losses, precision
 from maae_tf.model.maae import load_from_workdir
 from maae_tf.model.networks import NEGATIVE, POSITIVE
 
-WEIGHTS = {"vae": "alpha_vae", "gan": "alpha_gan", "id": "alpha_id", "cycle": "alpha_cycle",
-           "mask": "alpha_mask", "cls": "alpha_cls", "keep": "alpha_keep"}
 ADVERSARIAL = ("gan", "cls", "gan_reconstruction", "cls_reconstruction")
-
-
-def term_weight(weights, name: str) -> float:
-    """The weight of term `name` in G's objective (MAAE.generator_terms) under the run's loss
-    weights (losses.LossWeights): its α, and for the GAN term on G(x, 0) alpha_gan times its own factor."""
-    if name == "gan_reconstruction":
-        return float(weights.alpha_gan) * float(weights.alpha_gan_reconstruction)
-    if name == "cls_reconstruction":
-        return float(weights.alpha_cls) * float(weights.cls_reconstruction)
-    return float(getattr(weights, WEIGHTS[name]))
 
 
 def roc_auc(scores_positive, scores_negative) -> float:
@@ -73,9 +61,8 @@ def gradient_shares(model, x1, x2, m1, m2) -> dict:
     with tf.GradientTape(persistent=True) as tape:
         terms, _ = model.generator_terms(x1, x2, m1, m2)
     flat = {}
-    for name in (*WEIGHTS, "gan_reconstruction", "cls_reconstruction"):
-        weight = term_weight(model.spec.losses, name)
-        if name in terms and weight:
+    for name, weight in losses.generator_weights(model.spec.losses).items():
+        if name in terms:
             grads = tape.gradient(terms[name], variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
             flat[name] = weight * tf.concat([tf.reshape(tf.cast(g, tf.float32), [-1]) for g in grads], 0).numpy()
     del tape

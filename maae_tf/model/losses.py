@@ -32,6 +32,7 @@ class LossWeights:
     alpha_gan_reconstruction: float  # G: the GAN term of G(x, 0), times alpha_gan
     alpha_keep: float                # G: the keeping edits' L1 to their inputs
     d_reconstruction: float          # D: G(x, 0) is fake at the head of x's class
+    face_reconstruction: float       # G: the L1 of G(x, 0) to x inside the face
 
 
 def l1(a, b):
@@ -152,22 +153,37 @@ def keep_loss(kept_negatives, negatives, kept_positives, positives):
     return l1(kept_negatives, negatives) + l1(kept_positives, positives)
 
 
+def face_reconstruction_loss(reconstructed, x, background):
+    """|(G(x, 0) - x)·(1 - B(x))|_1: the reconstruction's L1 inside the face alone.
+
+    Args:
+      reconstructed: G(x, 0).
+      x: the input images.
+      background: the input's background mask B (1 = background), as L_Mask's.
+
+    Returns:
+      The scalar per-element mean over the whole image (0 outside the face).
+    """
+    return mask_loss(reconstructed, x, 1.0 - tf.cast(background, tf.float32))
+
+
+def generator_weights(w: LossWeights) -> dict:
+    """{term of MAAE.generator_terms: its weight in G's objective} under the run's loss weights `w`,
+    the terms weighing 0 left out: Eq. 6's α1-α5, the attribute term (loss.alpha_cls; on the
+    reconstructions alpha_cls times loss.cls_reconstruction), the GAN term of the reconstructions
+    (alpha_gan times loss.alpha_gan_reconstruction), the keeping edits' L1 (loss.alpha_keep) and the
+    face's L1 in the reconstructions (loss.face_reconstruction)."""
+    weights = {"vae": w.alpha_vae, "gan": w.alpha_gan, "id": w.alpha_id, "cycle": w.alpha_cycle,
+               "mask": w.alpha_mask, "cls": w.alpha_cls, "cls_reconstruction": w.alpha_cls * w.cls_reconstruction,
+               "gan_reconstruction": w.alpha_gan * w.alpha_gan_reconstruction, "keep": w.alpha_keep,
+               "face_reconstruction": w.face_reconstruction}
+    return {name: float(weight) for name, weight in weights.items() if weight}
+
+
 def generator_objective(terms: dict, w: LossWeights) -> tf.Tensor:
-    """G's objective (Eq. 6) from its unweighted terms and the run's loss weights `w`:
-    α1·L_VAE + α2·L_GAN + α3·L_ID + α4·L_Cycle + α5·L_Mask, plus the optional attribute term
-    (loss.alpha_cls; on the reconstructions too with loss.cls_reconstruction), the GAN term of the reconstructions (loss.alpha_gan_reconstruction) and the
-    keeping edits' L1 to their inputs (loss.alpha_keep)."""
-    g_loss = (w.alpha_vae * terms["vae"] + w.alpha_gan * terms["gan"] + w.alpha_id * terms["id"]
-              + w.alpha_cycle * terms["cycle"] + w.alpha_mask * terms["mask"])
-    if w.alpha_cls:
-        g_loss += w.alpha_cls * terms["cls"]
-    if w.cls_reconstruction:
-        g_loss += w.alpha_cls * w.cls_reconstruction * terms["cls_reconstruction"]
-    if w.alpha_gan_reconstruction:
-        g_loss += w.alpha_gan * w.alpha_gan_reconstruction * terms["gan_reconstruction"]
-    if w.alpha_keep:
-        g_loss += w.alpha_keep * terms["keep"]
-    return g_loss
+    """G's objective (Eq. 6) from its unweighted terms and the run's loss weights `w`: the sum of
+    each term times its weight (`generator_weights`)."""
+    return tf.add_n([weight * terms[name] for name, weight in generator_weights(w).items()] + [tf.constant(0.0)])
 
 
 def discriminator_objective(judged: dict, w: LossWeights) -> tf.Tensor:

@@ -59,10 +59,8 @@ class MAAE(keras.Model):
             identity = build_identity(spec.identity, networks.image_size, networks.width)
         self.identity = identity or None
         self.lattice = lattice.lattice_mask(encoder_geometry(), networks.image_size, spec.delta_mask)
-        terms = (LOSS_TERMS + (("cls",) if weights.alpha_cls else ())
-                 + (("cls_reconstruction",) if weights.cls_reconstruction else ())
-                 + (("gan_reconstruction",) if weights.alpha_gan_reconstruction else ())
-                 + (("keep",) if weights.alpha_keep else ()))
+        # the paper's terms, and each optional term the run weighs
+        terms = LOSS_TERMS + tuple(name for name in losses.generator_weights(weights) if name not in LOSS_TERMS)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in terms}
 
     # ----- the generator -----------------------------------------------------------------------
@@ -208,6 +206,9 @@ class MAAE(keras.Model):
         if w.alpha_keep:  # the keeping edits stay the photo (docs/method.md §10)
             (n1, p2) = g.kept
             t["keep"] = losses.keep_loss(n1, x1, p2, x2)
+        if w.face_reconstruction:  # the face of G(x, 0) weighs as its background (docs/method.md §10)
+            t["face_reconstruction"] = (losses.face_reconstruction_loss(r1, x1, m1)
+                                        + losses.face_reconstruction_loss(r2, x2, m2))
         t["g_loss"] = losses.generator_objective(t, w)                                                # Eq. 6
         return t, (g.to_positive, g.to_negative, g.reconstructed)
 

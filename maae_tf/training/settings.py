@@ -50,6 +50,9 @@ def check(c: ml_collections.ConfigDict) -> None:
     if c.loss.cls_reconstruction and not c.loss.alpha_cls:
         raise ValueError("loss.cls_reconstruction weighs D's attribute logit on G(x, 0), which only "
                          f"loss.alpha_cls > 0 gives D (got {c.loss.alpha_cls})")
+    if c.ema_warmup and not c.ema_momentum:
+        raise ValueError("ema_warmup warms up the moving average of G's weights, which only "
+                         "ema_momentum > 0 keeps (got 0)")
     if c.identity.source == "none" and c.loss.alpha_id:
         raise ValueError(f"identity.source='none' trains without the identity loss: set loss.alpha_id=0 "
                          f"(got {c.loss.alpha_id})")
