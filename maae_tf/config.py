@@ -118,6 +118,9 @@ def base_config() -> ml_collections.ConfigDict:
     # weight of the L1 of G(x, 0) to x inside the face, |(G(x, 0) - x)·(1 - B)| (0 = the paper's: the
     # face of a reconstruction weighs alpha_vae·lambda_rec = 8, its background alpha_mask more)
     c.loss.face_reconstruction = 0.0
+    # γ of D's R1 penalty γ/2·E‖∇x D(x)‖² on real faces, each at the head of its class (0 = the
+    # paper's D; docs/method.md §5)
+    c.loss.d_r1 = 0.0
     # DiffAugment of every image D sees, real or generated, in both steps: "" (the paper's) or a
     # comma-separated policy of "translation", "cutout" (maae_tf/model/augment.py)
     c.loss.d_augment = ""

@@ -32,6 +32,7 @@ def test_config_files_are_valid_and_differ_where_documented():
                                      alpha_keep=0.0,  # nor an L1 on the keeping edits
                                      d_reconstruction=0.0,  # nor D on G(x, 0)
                                      face_reconstruction=0.0,  # nor extra weight on G(x, 0)'s face
+                                     d_r1=0.0,  # nor a gradient penalty on D
                                      d_augment="")  # nor augmentation of D's inputs
     assert celeba.init == "normal" and celeba.delta_mask == "lattice"
     assert celeba.ema_momentum == 0.0 and not celeba.ema_warmup  # the paper's G: no moving average of its weights

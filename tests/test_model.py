@@ -220,6 +220,38 @@ def test_other_class_terms_add_exactly_their_loss():
     assert float(with_other) == pytest.approx(float(plain) + 0.5 * float(extra), rel=1e-5)
 
 
+def test_r1_penalty_is_the_squared_gradient_of_each_real_face_at_its_own_head():
+    """loss.d_r1: D's loss grows by γ/2 · the mean over real faces of ‖∇x D(x)‖², x1 at the NEGATIVE
+    head and x2 at the POSITIVE head, each face's gradient taken alone; the penalty's gradient
+    reaches D's weights; a training step tracks it as `r1`."""
+    keras.utils.set_random_seed(0)
+    m = build_model(tiny_spec(init="glorot"))
+    b = pairs(b=2)
+    edits = [b["x1"] * 0.5], [b["x2"] * 0.5]
+    variables = m.discriminator.trainable_variables
+    with tf.GradientTape() as plain_tape:
+        plain, plain_tracked = m.discriminator_terms(b["x1"], b["x2"], *edits)
+    assert "r1" not in plain_tracked
+    m.spec = dataclasses.replace(m.spec, losses=dataclasses.replace(m.spec.losses, d_r1=3.0))
+    with tf.GradientTape() as tape:
+        penalised, tracked = m.discriminator_terms(b["x1"], b["x2"], *edits)
+    squared = []
+    for images, head in ((b["x1"], NEGATIVE), (b["x2"], POSITIVE)):
+        for i in range(2):
+            face = tf.Variable(images[i:i + 1])
+            with tf.GradientTape() as one:
+                logit = m.discriminator(face)[0, head]
+            squared.append(float(tf.reduce_sum(tf.square(one.gradient(logit, face)))))
+    expected = 0.5 * 3.0 * np.mean(squared)
+    assert expected > 0
+    assert float(tracked["r1"]) == pytest.approx(expected, rel=1e-4)
+    assert float(penalised) == pytest.approx(float(plain) + expected, rel=1e-5)
+    penalty_gradient = [a - c for a, c in zip(tape.gradient(penalised, variables),
+                                              plain_tape.gradient(plain, variables))]
+    assert max(float(tf.reduce_max(tf.abs(g))) for g in penalty_gradient) > 0
+    assert np.isfinite(float(build_model(m.spec).train_step(b)["r1"]))
+
+
 def test_reconstruction_terms_of_d_reject_g_x_0_at_its_own_class_head():
     """loss.d_reconstruction: D's loss grows by the BCE of G(x1, 0) at the NEGATIVE head and G(x2, 0)
     at the POSITIVE head against "fake", times the weight; a training step passes the reconstructions

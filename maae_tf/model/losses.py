@@ -33,6 +33,7 @@ class LossWeights:
     alpha_keep: float                # G: the keeping edits' L1 to their inputs
     d_reconstruction: float          # D: G(x, 0) is fake at the head of x's class
     face_reconstruction: float       # G: the L1 of G(x, 0) to x inside the face
+    d_r1: float                      # D: γ of the R1 penalty on real faces
 
 
 def l1(a, b):
@@ -124,6 +125,21 @@ def discriminator_reconstruction_loss(negative_head_on_reconstructed_negatives,
     """
     return (bce_logits(negative_head_on_reconstructed_negatives, 0.0)
             + bce_logits(positive_head_on_reconstructed_positives, 0.0))
+
+
+def r1_penalty(gradients, gamma):
+    """The R1 penalty (Mescheder et al. 2018, "Which training methods for GANs do actually
+    converge?"): γ/2 · E‖∇x D(x)‖² over real faces, which damps the circling of D and G around
+    their equilibrium (loss.d_r1).
+
+    Args:
+      gradients: ∇x of each real face's logit at the head of its class, [n, H, W, 3].
+      gamma: γ.
+    Returns:
+      The scalar γ/2 times the mean over the faces of the squared gradient norm.
+    """
+    g = tf.cast(gradients, tf.float32)
+    return 0.5 * gamma * tf.reduce_mean(tf.reduce_sum(tf.square(g), axis=[1, 2, 3]))
 
 
 def attribute_loss(logits_should_have, logits_should_lack):

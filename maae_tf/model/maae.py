@@ -60,7 +60,8 @@ class MAAE(keras.Model):
         self.identity = identity or None
         self.lattice = lattice.lattice_mask(encoder_geometry(), networks.image_size, spec.delta_mask)
         # the paper's terms, and each optional term the run weighs
-        terms = LOSS_TERMS + tuple(name for name in losses.generator_weights(weights) if name not in LOSS_TERMS)
+        terms = (LOSS_TERMS + tuple(name for name in losses.generator_weights(weights) if name not in LOSS_TERMS)
+                 + (("r1",) if weights.d_r1 else ()))
         self.trackers = {name: keras.metrics.Mean(name=name) for name in terms}
 
     # ----- the generator -----------------------------------------------------------------------
@@ -214,18 +215,29 @@ class MAAE(keras.Model):
 
     def discriminator_terms(self, x1, x2, to_positive, to_negative, reconstructed=()):
         """D's loss on real negatives x1, real positives x2, the (detached) edits and, with
-        loss.d_reconstruction, the reconstructions (G(x1, 0), G(x2, 0)); and its accuracy."""
+        loss.d_reconstruction, the reconstructions (G(x1, 0), G(x2, 0)), plus loss.d_r1's penalty;
+        and what is tracked of it ({"d_accuracy", and "r1" with loss.d_r1})."""
+        w = self.spec.losses
         groups = {}
-        if self.spec.losses.d_reconstruction:
+        if w.d_reconstruction:
             groups = {"reconstructed_negatives": [reconstructed[0]], "reconstructed_positives": [reconstructed[1]]}
-        judged = self.judge("discriminator", real_negatives=[x1], real_positives=[x2], to_positive=to_positive,
-                            to_negative=to_negative, **groups)
-        d_loss = losses.discriminator_objective(judged, self.spec.losses)
-        real_neg, real_pos = judged["real_negatives"], judged["real_positives"]
-        d_accuracy = tf.reduce_mean(tf.cast(tf.concat(
+        # with loss.d_r1 the gradient of each real face's logit at its own head w.r.t. the face,
+        # taken inside D's step so that the penalty's own gradient reaches D's weights
+        with tf.GradientTape(watch_accessed_variables=False) as input_tape:
+            input_tape.watch([x1, x2])
+            judged = self.judge("discriminator", real_negatives=[x1], real_positives=[x2], to_positive=to_positive,
+                                to_negative=to_negative, **groups)
+            real_neg, real_pos = judged["real_negatives"], judged["real_positives"]
+            real_logits = tf.reduce_sum(tf.cast(real_neg[:, NEGATIVE], tf.float32)) + tf.reduce_sum(
+                tf.cast(real_pos[:, POSITIVE], tf.float32))
+        d_loss = losses.discriminator_objective(judged, w)
+        tracked = {"d_accuracy": tf.reduce_mean(tf.cast(tf.concat(
             [real_neg[:, NEGATIVE] > 0, real_pos[:, POSITIVE] > 0, judged["to_positive"][:, POSITIVE] < 0,
-             judged["to_negative"][:, NEGATIVE] < 0], 0), tf.float32))
-        return d_loss, d_accuracy
+             judged["to_negative"][:, NEGATIVE] < 0], 0), tf.float32))}
+        if w.d_r1:  # each image's logit depends on that image alone (D has no batch statistics)
+            tracked["r1"] = losses.r1_penalty(tf.concat(input_tape.gradient(real_logits, [x1, x2]), 0), w.d_r1)
+            d_loss += tracked["r1"]
+        return d_loss, tracked
 
     def update_generator(self, x1, x2, m1, m2):
         """One step of Adam on G's objective; returns its terms and what D is to judge (generator_terms)."""
@@ -238,22 +250,22 @@ class MAAE(keras.Model):
 
     def update_discriminator(self, x1, x2, to_positive, to_negative, reconstructed=()):
         """One step of Adam on D's loss, against the edits (and reconstructions) detached from G;
-        returns (loss, accuracy)."""
+        returns (loss, what is tracked of it)."""
         to_positive, to_negative, reconstructed = ([tf.stop_gradient(e) for e in images]
                                                    for images in (to_positive, to_negative, reconstructed))
         with tf.GradientTape() as tape:
-            d_loss, d_accuracy = self.discriminator_terms(x1, x2, to_positive, to_negative, reconstructed)
+            d_loss, tracked = self.discriminator_terms(x1, x2, to_positive, to_negative, reconstructed)
             scaled = self.d_optimizer.scale_loss(replica_share(d_loss))
         variables = self.discriminator.trainable_variables
         self.d_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
-        return d_loss, d_accuracy
+        return d_loss, tracked
 
     def train_step(self, data):
         """One alternating update (paper §3.5): G on Eq. 6, then D on the same edits, detached."""
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         terms, judged_next = self.update_generator(x["x1"], x["x2"], x["m1"], x["m2"])
-        d_loss, d_accuracy = self.update_discriminator(x["x1"], x["x2"], *judged_next)
-        values = dict(terms, d_loss=d_loss, d_accuracy=d_accuracy)
+        d_loss, d_tracked = self.update_discriminator(x["x1"], x["x2"], *judged_next)
+        values = dict(terms, d_loss=d_loss, **d_tracked)
         for name, tracker in self.trackers.items():
             tracker.update_state(values[name])
         return {name: t.result() for name, t in self.trackers.items()}
