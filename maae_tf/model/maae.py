@@ -222,20 +222,23 @@ class MAAE(keras.Model):
         if w.d_reconstruction:
             groups = {"reconstructed_negatives": [reconstructed[0]], "reconstructed_positives": [reconstructed[1]]}
         # with loss.d_r1 the gradient of each real face's logit at its own head w.r.t. the face,
-        # taken inside D's step so that the penalty's own gradient reaches D's weights
-        with tf.GradientTape(watch_accessed_variables=False) as input_tape:
-            input_tape.watch([x1, x2])
+        # taken inside D's step so that the penalty's own gradient reaches D's weights; without
+        # it no tape watches the inputs
+        input_tape = tf.GradientTape(watch_accessed_variables=False) if w.d_r1 else contextlib.nullcontext()
+        with input_tape:
+            if w.d_r1:
+                input_tape.watch([x1, x2])
             judged = self.judge("discriminator", real_negatives=[x1], real_positives=[x2], to_positive=to_positive,
                                 to_negative=to_negative, **groups)
             real_neg, real_pos = judged["real_negatives"], judged["real_positives"]
-            real_logits = tf.reduce_sum(tf.cast(real_neg[:, NEGATIVE], tf.float32)) + tf.reduce_sum(
-                tf.cast(real_pos[:, POSITIVE], tf.float32))
+            own_heads = [real_neg[:, NEGATIVE], real_pos[:, POSITIVE]]  # recorded for the penalty's gradient
         d_loss = losses.discriminator_objective(judged, w)
         tracked = {"d_accuracy": tf.reduce_mean(tf.cast(tf.concat(
-            [real_neg[:, NEGATIVE] > 0, real_pos[:, POSITIVE] > 0, judged["to_positive"][:, POSITIVE] < 0,
+            [own_heads[0] > 0, own_heads[1] > 0, judged["to_positive"][:, POSITIVE] < 0,
              judged["to_negative"][:, NEGATIVE] < 0], 0), tf.float32))}
         if w.d_r1:  # each image's logit depends on that image alone (D has no batch statistics)
-            tracked["r1"] = losses.r1_penalty(tf.concat(input_tape.gradient(real_logits, [x1, x2]), 0), w.d_r1)
+            gradients = input_tape.gradient(own_heads, [x1, x2])
+            tracked["r1"] = losses.r1_penalty(tf.concat(gradients, 0), w.d_r1)
             d_loss += tracked["r1"]
         return d_loss, tracked
 
