@@ -315,8 +315,9 @@ def describe_config_flag_error(argv, default: str, name: str, error: Exception) 
 
 
 def for_attribute(c: ml_collections.ConfigDict, overridden=()) -> ml_collections.ConfigDict:
-    """c with c.by_attribute's settings for c.attr applied, except the dotted keys in
-    `overridden` (those the user set on the command line)."""
+    """A copy of c with c.by_attribute's settings for c.attr applied, except the dotted keys in
+    `overridden` (those the user set on the command line); c itself is left as it was."""
+    c = c.copy_and_resolve_references()
     name = attributes.resolve(c.attr)
     for attr, settings in c.by_attribute.items():
         if _by_attribute_name(attr) != name:

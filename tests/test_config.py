@@ -140,6 +140,7 @@ def test_by_attribute_settings_apply_to_their_attribute_unless_set_on_the_comman
         run = c.copy_and_resolve_references()
         run.attr = attr
         assert for_attribute(run, overridden).loss.d_augment == expected
+        assert run.loss.d_augment == ""  # the config given is left as it was
     # a run's config.json keeps by_attribute and loads back
     save_workdir_config(c, str(tmp_path))
     assert load_workdir_config(str(tmp_path)).by_attribute.blond_hair.loss.d_augment == "translation,cutout"

@@ -43,7 +43,7 @@ def resolve_config(cfg, attr: str | None, overridden=()):
     cfg = cfg.copy_and_resolve_references()
     if attr:
         cfg.attr = attr
-    config_lib.for_attribute(cfg, overridden)
+    cfg = config_lib.for_attribute(cfg, overridden)
     settings.check(cfg)
     return cfg
 
