@@ -127,6 +127,32 @@ def test_scores_expose_a_generator_that_inverts_whatever_delta_is():
     assert m["attribute_accuracy_plus_count"] == 3 and truth.tolist() == positive.tolist()
 
 
+class _Closer:
+    """A generator that turns every face blue whatever δ is: G(x, 0) keeps the negatives' label
+    and loses every positive's."""
+
+    def generate(self, images, delta):
+        import tensorflow as tf
+
+        x = np.asarray(images)
+        return tf.convert_to_tensor(np.stack([0 * x[..., 0], x[..., 1], x[..., 2] + 0.6], -1))
+
+
+def test_the_label_kept_by_the_reconstruction_is_told_per_class_beside_the_photos():
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-0.2, 0.2, (6, 16, 16, 3)).astype(np.float32)
+    positive = np.array([True, True, False, True, False, False])
+    x[positive, ..., 0] += 0.6
+    x[~positive, ..., 2] += 0.6
+    batch = {"image": x, "mask": np.ones((6, 16, 16, 1)), "positive": positive}
+    m, _ = evaluators.run(_Closer(), [batch], [evaluators.EditEvaluator(_RedJudge(), 0)], 5.0)
+    assert m["reconstruction_attribute_accuracy_negatives"] == 1.0
+    assert m["reconstruction_attribute_accuracy_positives"] == 0.0
+    assert m["reconstruction_attribute_accuracy"] == 0.5
+    assert m["reconstruction_attribute_accuracy_positives_count"] == 3
+    assert m["classifier_accuracy_eval_positives"] == m["classifier_accuracy_eval_negatives"] == 1.0
+
+
 def test_evaluators_sum_over_batches_and_keep_the_first_sweeps():
     """Two batches give the means of one; the sweep takes only its first `count` images."""
     rng = np.random.default_rng(2)

@@ -46,9 +46,9 @@ class Evaluator:
 class EditEvaluator(Evaluator):
     """The judge (the dataset's attribute classifier, output `column`) on the flipping edits
     (attribute_accuracy, _plus over negatives, _minus over positives), on the keeping edits
-    (attribute_keep_accuracy), on G(x, 0) (reconstruction_attribute_accuracy) and on the photos
-    themselves (classifier_accuracy_eval_images, classifier_balanced_accuracy_eval_images: the
-    ceiling of the others)."""
+    (attribute_keep_accuracy), on G(x, 0) (reconstruction_attribute_accuracy, and _positives,
+    _negatives) and on the photos themselves (classifier_accuracy_eval_images, and _positives,
+    _negatives; classifier_balanced_accuracy_eval_images: the ceiling of the others)."""
 
     def __init__(self, judge_model, column: int):
         self.judge_model, self.column = judge_model, int(column)
@@ -65,11 +65,18 @@ class EditEvaluator(Evaluator):
 
     def summarize(self, scores, positive):
         ok = np.asarray(scores["edit_success"], np.float64)
+        kept = np.asarray(scores["reconstruction_kept"], np.float64)
+        # per class beside the photos' own: which class G(x, 0) loses, against the judge's ceiling
+        read_right = np.asarray(scores["real_positive"] == positive, np.float64)
         out = means({"attribute_accuracy_plus": ok[~positive], "attribute_accuracy_minus": ok[positive],
                      "attribute_accuracy": ok,
                      "attribute_keep_accuracy": np.asarray(scores["keep_success"], np.float64),
-                     "reconstruction_attribute_accuracy": np.asarray(scores["reconstruction_kept"], np.float64),
-                     "classifier_accuracy_eval_images": np.asarray(scores["real_positive"] == positive, np.float64)})
+                     "reconstruction_attribute_accuracy": kept,
+                     "reconstruction_attribute_accuracy_positives": kept[positive],
+                     "reconstruction_attribute_accuracy_negatives": kept[~positive],
+                     "classifier_accuracy_eval_images": read_right,
+                     "classifier_accuracy_eval_positives": read_right[positive],
+                     "classifier_accuracy_eval_negatives": read_right[~positive]})
         balanced = classifier_training.balanced_accuracy(scores["real_positive"][:, None], positive[:, None])[0]
         out["classifier_balanced_accuracy_eval_images"] = None if np.isnan(balanced) else float(balanced)
         out["classifier_balanced_accuracy_eval_images_count"] = int(positive.size)
