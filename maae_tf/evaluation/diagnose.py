@@ -111,15 +111,12 @@ def edit_locality(model, images, masks, delta_max: float) -> dict:
 def judge_ceiling(edits: scoring.Edits, judge_model, column: int) -> dict:
     """Per class (positives, negatives): how many images, the share of the photos the judge reads
     right and the share of G(x, 0) it judges to keep the label (None for a class with no image)."""
-    s = evaluators.EditEvaluator(judge_model, column).score(None, edits)
-    photo_right = s["real_positive"] == edits.positive
-    out = {}
-    for name, chosen in (("positives", edits.positive), ("negatives", ~edits.positive)):
-        out[name] = {"images": int(chosen.sum()),
-                     "judge_on_photos": metrics.mean_finite(photo_right[chosen].astype(np.float64))[0],
-                     "kept_by_reconstruction": metrics.mean_finite(
-                         s["reconstruction_kept"][chosen].astype(np.float64))[0]}
-    return out
+    judge = evaluators.EditEvaluator(judge_model, column)
+    m = judge.summarize(judge.score(None, edits), edits.positive)  # the evaluation's per-class figures
+    return {name: {"images": int(chosen.sum()),
+                   "judge_on_photos": m[f"classifier_accuracy_eval_{name}"],
+                   "kept_by_reconstruction": m[f"reconstruction_attribute_accuracy_{name}"]}
+            for name, chosen in (("positives", edits.positive), ("negatives", ~edits.positive))}
 
 
 def background_by_delta(edits: scoring.Edits) -> dict:
