@@ -15,6 +15,7 @@ from maae_tf import attributes
 
 from maae_tf.evaluation import classifier, classifier_data, classifier_training
 from maae_tf.data import layout, pipeline
+from maae_tf.model import precision
 
 from conftest import TINY_ATTR, TINY_SPLITS, tiny_config, write_tiny_celeba  # noqa: E402  (tests/ is on sys.path)
 
@@ -72,6 +73,20 @@ def test_default_attrs_dir_and_column(tiny_celeba, private_cache, tmp_path):
         classifier.column(info, "smile")
     with pytest.raises(ValueError, match="unknown attribute"):
         classifier.column(info, "no_such_attribute")
+
+
+def test_the_judge_is_float32_whatever_the_callers_policy(tiny_celeba, tmp_path):
+    # a run's in-training evaluation asks for its judge under bfloat16: the judge stays the one float32 gives
+    cfg = tiny_config(tiny_celeba, **JUDGE)
+    with precision.policy_scope("mixed_bfloat16"):
+        under_bf16, _ = classifier.for_dataset(cfg, [TINY_ATTR], cache_dir=str(tmp_path / "a"), width=WIDTH)
+        reused, info = classifier.for_dataset(cfg, [TINY_ATTR], cache_dir=str(tmp_path / "a"), width=WIDTH)
+    assert info["reused"]
+    plain, _ = classifier.for_dataset(cfg, [TINY_ATTR], cache_dir=str(tmp_path / "b"), width=WIDTH)
+    for model in (under_bf16, reused):
+        assert {layer.compute_dtype for layer in model.layers} == {"float32"}
+        for a, b in zip(model.get_weights(), plain.get_weights()):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_for_dataset_trains_once_reuses_and_retrains(tmp_path):

@@ -40,8 +40,11 @@ from maae_tf.data.masks.segmenter import sha256_of
 from maae_tf.evaluation import classifier_data
 from maae_tf.evaluation import classifier_training
 from maae_tf.files import write_text_atomic
+from maae_tf.model import precision
 
-VERSION = 3  # bump when the network or the training recipe changes (invalidates caches)
+# bump when the network or the training recipe changes (invalidates caches); 4: always float32, where
+# 3 took the caller's policy (bfloat16 when a run's in-training evaluation trained it)
+VERSION = 4
 WEIGHTS_FILE = "classifier.weights.h5"
 INFO_FILE = "classifier.json"
 
@@ -186,6 +189,9 @@ def for_dataset(config, attrs=None, cache_dir: str | None = None, steps: int | N
     bias), tested on its held-out images and saved (the JSON removed, the weights written to a
     temporary `.weights.h5` renamed into place, then the JSON). With train_if_missing=False a
     missing classifier raises FileNotFoundError naming the folder and the command that trains it.
+    Built, trained and run in float32 whatever Keras' global dtype policy: a run's in-training
+    evaluation calls it under bfloat16, and a judge trained there read 0.853 where float32 reads
+    0.862 (docs/method.md §7).
 
     Returns (model, info): info["attrs"] are the model's output columns in order (`column` finds
     one), `test_accuracy` {name: accuracy on the held-out real images}, `test_details` {name:
@@ -193,6 +199,11 @@ def for_dataset(config, attrs=None, cache_dir: str | None = None, steps: int | N
     `mean_test_balanced_accuracy`, `thresholds` {name: the logit moved to 0}, `split_note` (the
     line that says what it trained and was tested on), `train_seconds` (of the training that made
     it), `reused`, `path` (the weights file) and the settings it was trained with."""
+    with precision.policy_scope("float32"):  # one judge whatever the caller's policy (a run's: bfloat16)
+        return _for_dataset(config, attrs, cache_dir, steps, batch, seed, width, train_if_missing)
+
+
+def _for_dataset(config, attrs, cache_dir, steps, batch, seed, width, train_if_missing) -> tuple[keras.Model, dict]:
     steps = int(config.eval.classifier_steps if steps is None else steps)
     batch = int(config.eval.classifier_batch if batch is None else batch)
     seed = int(config.seed if seed is None else seed)
