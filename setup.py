@@ -50,8 +50,10 @@ setup(
         # framework); it finds faces as edit does, so it needs what "faces" brings.
         "demo": ["maae_tf[faces]"],
         # selenium drives Debian's chromium (apt: chromium chromium-driver, as .ci/run installs)
-        # in tests/test_demo.py's browser test; ruff is the linter .ci/run runs
-        "dev": ["maae_tf[faces]", "pytest>=8", "hypothesis>=6.100", "selenium>=4.20", "ruff>=0.6"],
+        # in tests/test_demo.py's browser test; ruff is the linter .ci/run runs; pytest-xdist runs
+        # the suite on up to 4 cores (pyproject.toml's addopts)
+        "dev": ["maae_tf[faces]", "pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100", "selenium>=4.20",
+                "ruff>=0.6"],
     },
     entry_points={"console_scripts": [f"maae-{c.replace('_', '-')}=maae_tf.{c}:run" for c in COMMANDS]},
 )
