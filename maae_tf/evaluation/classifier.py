@@ -190,8 +190,8 @@ def for_dataset(config, attrs=None, cache_dir: str | None = None, steps: int | N
     temporary `.weights.h5` renamed into place, then the JSON). With train_if_missing=False a
     missing classifier raises FileNotFoundError naming the folder and the command that trains it.
     Built, trained and run in float32 whatever Keras' global dtype policy: a run's in-training
-    evaluation calls it under bfloat16, and a judge trained there read 0.853 where float32 reads
-    0.862 (docs/method.md §7).
+    evaluation calls it under bfloat16, where Mouth_Slightly_Open's judge at seed 1 read 0.853 of
+    the dev set's held-out images against 0.862 trained in float32 (docs/method.md §7).
 
     Returns (model, info): info["attrs"] are the model's output columns in order (`column` finds
     one), `test_accuracy` {name: accuracy on the held-out real images}, `test_details` {name:
