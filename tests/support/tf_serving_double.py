@@ -204,7 +204,9 @@ class ModelServerDouble:
         return self
 
     def stop(self):
-        self._grpc.stop(grace=None)
+        # wait for gRPC's own shutdown: interpreter exit racing gRPC's polling thread can hang the
+        # process (grpc/grpc#17214), which the command below once did in a loaded test run
+        self._grpc.stop(grace=None).wait(timeout=30)
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()
@@ -418,10 +420,11 @@ def main(argv=None) -> int:
             p.error("give --model NAME=BASE (repeatable) or --model_config_file")
         server = ModelServerDouble(dict(m.split("=", 1) for m in args.model), rest=True, port=args.port,
                                    rest_port=args.rest_api_port)
+    # before the line that says it serves: a SIGTERM sent as soon as it is read is then handled too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with server:
         print(f"test double of tensorflow_model_server: gRPC {server.grpc_address}, REST {server.rest_address}, "
               f"models {sorted(server.versions)}", flush=True)
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         try:
             threading.Event().wait()
         except KeyboardInterrupt:
