@@ -7,11 +7,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import tiny_train_config
-from maae_tf.evaluation import diagnose
+from maae_tf.evaluation import diagnose, scoring
 from maae_tf.training import loop as train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,10 +49,37 @@ def test_diagnose_a_run(tiny_celeba, tmp_path):
     judge = d["judge"]
     assert judge["positives"]["images"] + judge["negatives"]["images"] == 12
     for side in judge.values():
-        assert 0.0 <= side["judge_on_photos"] <= 1.0 and 0.0 <= side["kept_by_reconstruction"] <= 1.0
+        shares = ("judge_on_photos", "kept_by_reconstruction", "kept_with_the_photos_mouth",
+                  "photo_with_the_reconstructions_mouth")
+        assert all(0.0 <= side[k] <= 1.0 for k in shares)
     assert set(d["background_psnr_by_delta"]) == {"0", "+δ0", "-δ0"}
     assert all(0.0 < psnr <= 100.0 and n == 12 for psnr, n in d["background_psnr_by_delta"].values())
-    assert "photos read right" in r.stdout and "G(x, +δ0)" in r.stdout
+    assert "photos read right" in r.stdout and "the photo with G(x, 0)'s mouth box" in r.stdout
+    assert "G(x, +δ0)" in r.stdout
+
+
+@pytest.mark.parametrize("where", ["mouth", "forehead"])
+def test_the_judge_table_says_whether_g_x_0_loses_the_label_in_the_mouth_box(where):
+    # photos: positives bright at `where`, negatives dark; G(x, 0) brightens `where` on every face, so a
+    # judge that reads `where` loses every negative, and pasting back the photo's mouth box mends that
+    # exactly when `where` lies in it
+    size, rng = 16, np.random.default_rng(0)
+    region = diagnose.mouth_box(size) if where == "mouth" else np.pad(np.ones((2, 8)), ((1, 13), (4, 4)))
+    region = region[None, :, :, None].astype(np.float32)
+    positive = np.arange(8) % 2 == 0
+    images = rng.uniform(-0.2, 0.2, (8, size, size, 3)).astype(np.float32)
+    images = images * (1 - region) + np.where(positive, 0.8, -0.8)[:, None, None, None] * region
+    reconstruction = images * (1 - region) + 0.8 * region
+    judge = lambda x, training=False: np.sum(x[..., :1] * region, axis=(1, 2)) / region.sum()  # logit > 0: positive
+    edits = scoring.Edits(images=images, masks=np.zeros((8, size, size, 1), np.float32), positive=positive,
+                          reconstruction=reconstruction, plus=images, minus=images)
+    table = diagnose.judge_ceiling(edits, judge, column=0)
+    assert table["positives"]["images"] == table["negatives"]["images"] == 4
+    assert table["negatives"]["judge_on_photos"] == 1.0 and table["negatives"]["kept_by_reconstruction"] == 0.0
+    in_box = where == "mouth"
+    assert table["negatives"]["kept_with_the_photos_mouth"] == (1.0 if in_box else 0.0)
+    assert table["negatives"]["photo_with_the_reconstructions_mouth"] == (0.0 if in_box else 1.0)
+    assert all(v == 1.0 for k, v in table["positives"].items() if k != "images")
 
 
 def test_diagnose_names_a_missing_run(tmp_path):

@@ -3,11 +3,11 @@
     python -m maae_tf.diagnose --workdir=runs/mouth_open64 [--num_images=64]
 
 1. **Gradient shares**: the norm of each weighted term of G's objective (α·∇L over the encoder and
-   decoder weights, `MAAE.generator_terms`) on balanced pairs of test images, and the cosine of the
-   adversarial terms' gradient (GAN, and the attribute term and the GAN term on G(x, 0) where
-   loss.alpha_cls / loss.alpha_gan_reconstruction > 0) with the sum
-   of the others: what is left of the push towards the attribute once reconstruction, cycle and
-   mask have had their say.
+   decoder weights, `MAAE.generator_terms`) on balanced pairs of test images (32 at most), and the
+   cosine of the adversarial terms' gradient (GAN, and the attribute term and the GAN term on
+   G(x, 0) where loss.alpha_cls / loss.alpha_gan_reconstruction > 0) with the sum of the others:
+   what is left of the push towards the attribute once reconstruction, cycle and mask have had
+   their say.
 2. **D's heads**: sigmoid of D's NEGATIVE and POSITIVE logits on real negatives, real positives and
    the edits, and the ROC AUC with which each head tells real positives from real negatives (0.5:
    the head says nothing about the attribute, only real against fake).
@@ -16,7 +16,9 @@
    mouth box (rows 5/8-7/8, the middle half of the columns of the 170x170 crop).
 4. **The judge's ceiling**: the share of the photos the dataset's attribute classifier
    (`classifier.for_dataset`, the evaluation's judge) reads right, and the share of G(x, 0) it
-   judges to keep x's label, for positives and negatives separately.
+   judges to keep x's label, for positives and negatives separately; and where G(x, 0) loses the
+   label: the same share with the photo's mouth box pasted into G(x, 0), and for the photo with
+   G(x, 0)'s mouth box pasted in.
 5. **Background per δ**: background PSNR of G(x, 0), G(x, +δ0) and G(x, -δ0) against x, each
    apart (what the reconstruction already loses, and what each edit adds).
 
@@ -46,6 +48,8 @@ from maae_tf.model.maae import load_from_workdir
 from maae_tf.model.networks import NEGATIVE, POSITIVE
 
 ADVERSARIAL = ("gan", "cls", "gan_reconstruction", "cls_reconstruction")
+# the gradient table's pairs at most: its tape holds every image of G's step for each (ten per pair)
+GRADIENT_PAIRS = 32
 
 
 def roc_auc(scores_positive, scores_negative) -> float:
@@ -74,6 +78,12 @@ def gradient_shares(model, x1, x2, m1, m2) -> dict:
     return out
 
 
+def generate(model, images, delta: float) -> np.ndarray:
+    """G(images, δ) generated evaluators.BATCH images at a time."""
+    return np.concatenate([model.generate(images[i:i + evaluators.BATCH], delta).numpy()
+                           for i in range(0, len(images), evaluators.BATCH)])
+
+
 def head_scores(model, images) -> np.ndarray:
     logits = model.discriminator(tf.convert_to_tensor(images, tf.float32), training=False)
     return tf.sigmoid(tf.cast(logits[:, :2], tf.float32)).numpy()
@@ -82,8 +92,8 @@ def head_scores(model, images) -> np.ndarray:
 def heads(model, negatives, positives, delta_max: float) -> dict:
     """Mean sigmoid of each head on reals and edits; each head's AUC between the real classes."""
     groups = {"real negatives": negatives, "real positives": positives,
-              "negatives +δ0": model.generate(negatives, delta_max).numpy(),
-              "positives -δ0": model.generate(positives, -delta_max).numpy()}
+              "negatives +δ0": generate(model, negatives, delta_max),
+              "positives -δ0": generate(model, positives, -delta_max)}
     scores = {name: head_scores(model, x) for name, x in groups.items()}
     table = {name: {"NEGATIVE": float(s[:, NEGATIVE].mean()), "POSITIVE": float(s[:, POSITIVE].mean())}
              for name, s in scores.items()}
@@ -92,14 +102,21 @@ def heads(model, negatives, positives, delta_max: float) -> dict:
     return {"mean_sigmoid": table, "auc_real_classes": auc}
 
 
+def mouth_box(size: int) -> np.ndarray:
+    """[size, size] 1 in the mouth box of an aligned crop (rows 5/8-7/8, the middle half of the
+    columns), 0 elsewhere."""
+    box = np.zeros((size, size), np.float32)
+    box[5 * size // 8:7 * size // 8, size // 4:3 * size // 4] = 1.0
+    return box
+
+
 def edit_locality(model, images, masks, delta_max: float) -> dict:
     """Where G(x, +δ0) differs from G(x, 0): per row eighth, on the face, in the mouth box."""
-    change = np.abs(model.generate(images, delta_max).numpy() - model.generate(images, 0.0).numpy()).mean(-1)
+    change = np.abs(generate(model, images, delta_max) - generate(model, images, 0.0)).mean(-1)
     s = change.shape[1]
     eighths = [float(change[:, k * s // 8:(k + 1) * s // 8].mean()) for k in range(8)]
     face = 1.0 - np.asarray(masks, np.float32)[..., 0]
-    mouth = np.zeros_like(change)
-    mouth[:, 5 * s // 8:7 * s // 8, s // 4:3 * s // 4] = 1.0
+    mouth = np.broadcast_to(mouth_box(s), change.shape)
     total = float(change.sum())
     return {"mean_change": float(change.mean()), "per_row_eighth": eighths,
             "share_on_face": float((change * face).sum() / total) if total else None,
@@ -110,12 +127,19 @@ def edit_locality(model, images, masks, delta_max: float) -> dict:
 
 def judge_ceiling(edits: scoring.Edits, judge_model, column: int) -> dict:
     """Per class (positives, negatives): how many images, the share of the photos the judge reads
-    right and the share of G(x, 0) it judges to keep the label (None for a class with no image)."""
+    right, the share of G(x, 0) it judges to keep the label, and that share for G(x, 0) with the
+    photo's mouth box and for the photo with G(x, 0)'s (None for a class with no image)."""
     judge = evaluators.EditEvaluator(judge_model, column)
     m = judge.summarize(judge.score(None, edits), edits.positive)  # the evaluation's per-class figures
+    box = mouth_box(edits.images.shape[1])[None, :, :, None]
+    swapped = {"kept_with_the_photos_mouth": edits.reconstruction * (1 - box) + edits.images * box,
+               "photo_with_the_reconstructions_mouth": edits.images * (1 - box) + edits.reconstruction * box}
+    kept = {name: (classifier.probabilities(judge_model, images)[:, column] > 0.5) == edits.positive
+            for name, images in swapped.items()}
     return {name: {"images": int(chosen.sum()),
                    "judge_on_photos": m[f"classifier_accuracy_eval_{name}"],
-                   "kept_by_reconstruction": m[f"reconstruction_attribute_accuracy_{name}"]}
+                   "kept_by_reconstruction": m[f"reconstruction_attribute_accuracy_{name}"],
+                   **{what: float(right[chosen].mean()) if chosen.any() else None for what, right in kept.items()}}
             for name, chosen in (("positives", edits.positive), ("negatives", ~edits.positive))}
 
 
@@ -140,10 +164,14 @@ def diagnose(workdir: str, num_images: int = 64) -> dict:
         n = min(len(negatives), len(positives))
         if n == 0:
             raise ValueError(f"the first {num_images} test images of {cfg.data_dir} hold only one class of {attr}")
+        n = min(n, GRADIENT_PAIRS)
         pair = [tf.constant(a[:n]) for a in (negatives, positives, masks[~positive], masks[positive])]
         judge_model, info = classifier.for_dataset(cfg, [attr])
-        edits = scoring.edit_batch(model, images, masks, positive, cfg.delta_max)
-        return {"workdir": workdir, "step": step, "attribute": attr, "pairs": n,
+        parts = [scoring.edit_batch(model, *(a[i:i + evaluators.BATCH] for a in (images, masks, positive)),
+                                    cfg.delta_max) for i in range(0, len(images), evaluators.BATCH)]
+        edits = scoring.Edits(*(np.concatenate([getattr(e, f) for e in parts])
+                                for f in ("images", "masks", "positive", "reconstruction", "plus", "minus")))
+        return {"workdir": workdir, "step": step, "attribute": attr, "images": len(images), "pairs": n,
                 "gradients": gradient_shares(model, *pair),
                 "heads": heads(model, negatives, positives, cfg.delta_max),
                 "locality": edit_locality(model, images, masks, cfg.delta_max),
@@ -159,7 +187,8 @@ def cfg_has_local_identity(workdir: str) -> bool:
 def report(d: dict) -> str:
     g, h, loc = d["gradients"], d["heads"], d["locality"]
     total = sum(g["norm"].values()) or 1.0
-    lines = [f"{d['workdir']} at step {d['step']}: {d['attribute']}, {d['pairs']} test pairs",
+    lines = [f"{d['workdir']} at step {d['step']}: {d['attribute']}, {d['images']} test images "
+             f"(the gradients: {d['pairs']} pairs of them)",
              "", "1. gradient of each weighted term of G's objective (norm over G's weights)"]
     lines += [f"   {name:<6} {norm:10.4g}  ({100 * norm / total:5.1f} % of the sum of norms)"
               for name, norm in sorted(g["norm"].items(), key=lambda kv: -kv[1])]
@@ -179,9 +208,11 @@ def report(d: dict) -> str:
 
 def judge_lines(d: dict) -> list[str]:
     """Tables 4 and 5 of `report`: the judge's ceiling, the background per δ."""
-    lines = ["", "4. the judge               images   photos read right   G(x, 0) keeps the label"]
+    lines = ["", "4. the judge               images   photos read right   G(x, 0) keeps the label   "
+                 "... with the photo's mouth box   the photo with G(x, 0)'s mouth box"]
     lines += [f"   {name:<22} {v['images']:6d}   {_share(v['judge_on_photos']):>17}   "
-              f"{_share(v['kept_by_reconstruction']):>23}" for name, v in d["judge"].items()]
+              f"{_share(v['kept_by_reconstruction']):>23}   {_share(v['kept_with_the_photos_mouth']):>30}   "
+              f"{_share(v['photo_with_the_reconstructions_mouth']):>34}" for name, v in d["judge"].items()]
     lines += ["", "5. background PSNR against x (dB)"]
     lines += [f"   G(x, {name}){' ' * (5 - len(name))} {_share(psnr, '.2f'):>8}  ({count} images)"
               for name, (psnr, count) in d["background_psnr_by_delta"].items()]
