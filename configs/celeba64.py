@@ -25,8 +25,8 @@ def get_config():
     c.lr_schedule = "cosine"
     c.precision = "auto"
     c.upsample = "resize"
-    # 56 min (mouth) / 49 min (blond) alone on a 2-core CPU with bfloat16 (AVX512-BF16), ~100 min
-    # in float32 on one without it (docs/method.md §10)
+    # 49 min each (mouth: run AV, blond: run AR) alone on a 2-core CPU with bfloat16 (AVX512-BF16),
+    # ~100 min in float32 on one without it (docs/method.md §10)
     c.train_steps = 9000
     # No face-recognition weights can be fetched here and random VGG features are no identity
     # loss: F_ID off (an ImageNet or VGG-Face F_ID: identity.source="imagenet"/"h5", alpha_id=20).
