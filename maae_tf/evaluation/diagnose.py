@@ -134,8 +134,7 @@ def judge_ceiling(edits: scoring.Edits, judge_model, column: int) -> dict:
     box = mouth_box(edits.images.shape[1])[None, :, :, None]
     swapped = {"kept_with_the_photos_mouth": edits.reconstruction * (1 - box) + edits.images * box,
                "photo_with_the_reconstructions_mouth": edits.images * (1 - box) + edits.reconstruction * box}
-    kept = {name: (classifier.probabilities(judge_model, images)[:, column] > 0.5) == edits.positive
-            for name, images in swapped.items()}
+    kept = {name: classifier.judge(judge_model, images, column) == edits.positive for name, images in swapped.items()}
     return {name: {"images": int(chosen.sum()),
                    "judge_on_photos": m[f"classifier_accuracy_eval_{name}"],
                    "kept_by_reconstruction": m[f"reconstruction_attribute_accuracy_{name}"],
