@@ -92,6 +92,20 @@ def _to_uint8(x: np.ndarray) -> np.ndarray:
     return np.clip(np.round((x + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
+def enlarged(image: np.ndarray) -> np.ndarray:
+    """One float [S, S, 3] image in [-1, 1] as the contiguous uint8 [DLIB_SIDE, DLIB_SIDE, 3]
+    image dlib's landmarks are fitted on (cubic when enlarging, area when shrinking)."""
+    pixels = _to_uint8(image)
+    interpolation = cv2.INTER_CUBIC if pixels.shape[0] < DLIB_SIDE else cv2.INTER_AREA
+    return np.ascontiguousarray(cv2.resize(pixels, (DLIB_SIDE, DLIB_SIDE), interpolation=interpolation))
+
+
+def landmark_rect(dlib, box=LANDMARK_BOX):
+    """The dlib.rectangle of `box` (fractions of the crop) in an `enlarged` image."""
+    left, top, right, bottom = (int(round(f * DLIB_SIDE)) for f in box)
+    return dlib.rectangle(left, top, right - 1, bottom - 1)
+
+
 def _unit_rows(v: np.ndarray) -> np.ndarray:
     v = np.asarray(v, np.float64)
     return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
@@ -135,15 +149,11 @@ class DlibEmbedder(Embedder):
 
     def __init__(self, box=LANDMARK_BOX):
         self.dlib, self.predictor, self.recogniser = _dlib_models()
-        left, top, right, bottom = (int(round(f * DLIB_SIDE)) for f in box)
-        self.rect = self.dlib.rectangle(left, top, right - 1, bottom - 1)
+        self.rect = landmark_rect(self.dlib, box)
 
     def chip(self, image: np.ndarray) -> np.ndarray:
         """The aligned 150×150 uint8 chip of one float [S, S, 3] image in [-1, 1]."""
-        pixels = _to_uint8(image)
-        side = pixels.shape[0]
-        interpolation = cv2.INTER_CUBIC if side < DLIB_SIDE else cv2.INTER_AREA
-        big = np.ascontiguousarray(cv2.resize(pixels, (DLIB_SIDE, DLIB_SIDE), interpolation=interpolation))
+        big = enlarged(image)
         shape = self.predictor(big, self.rect)
         return self.dlib.get_face_chip(big, shape, size=CHIP_SIZE, padding=CHIP_PADDING)
 
