@@ -72,4 +72,7 @@ def get_config():
     # every 250 steps the edit on 32 held-out test images -> eval/curve.png, so a run that is going
     # nowhere shows it in minutes (the judge: eval.classifier_* defaults, ~1.5 min once per attribute)
     c.eval.every = 250
+    # the mouth's judge adds the lips' geometry to its CNN: held-out balanced accuracy 0.892-0.913
+    # over three held-out splits, the CNN alone 0.862-0.901 (docs/method.md §7)
+    c.eval.classifier_lip_geometry = True
     return c

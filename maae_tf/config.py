@@ -156,6 +156,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval.classifier_steps = 1500
     c.eval.classifier_batch = 32
     c.eval.classifier_dir = ""  # "" = the dataset's cached classifier (maae_tf.evaluation.classifier.default_dir)
+    # add the lips' geometry (dlib's 68 landmarks, maae_tf.evaluation.lip_geometry) to the judge of
+    # Mouth_Slightly_Open: measured on real faces only (configs/celeba64.py turns it on)
+    c.eval.classifier_lip_geometry = False
     # the face-recognition network of the identity metric: "auto" (dlib's ResNet when installed,
     # else the run's own F_ID, labelled) | "dlib" | "training" (the run's own F_ID; "fid" is its old name)
     c.eval.identity_network = "auto"

@@ -20,13 +20,15 @@ flags.DEFINE_enum("identity_network", None, [*identity.EMBEDDERS, *identity.RENA
                   "deprecated name); default config.eval.identity_network.")
 flags.DEFINE_bool("reuse", False, "--workdirs: reuse a run's eval/metrics.json when it is of the same checkpoint, "
                                   "image count, seed and identity network.")
+flags.DEFINE_bool("lip_geometry", None, "Whether the mouth's judge adds the lips' geometry to its CNN (docs/method.md "
+                                        "§7); default the run's config.eval.classifier_lip_geometry.")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     evaluate.evaluate_command(FLAGS.workdir, FLAGS.workdirs, FLAGS.compose, FLAGS.out, FLAGS.reuse,
                               FLAGS.identity_network, sweep_images=FLAGS.sweep_images, num_images=FLAGS.num_images,
-                              seed=FLAGS.seed, num_examples=FLAGS.num_examples)
+                              seed=FLAGS.seed, num_examples=FLAGS.num_examples, lip_geometry=FLAGS.lip_geometry)
 
 
 def run():

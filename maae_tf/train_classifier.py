@@ -54,6 +54,8 @@ flags.DEFINE_enum("split_protocol", "official", ["official", "paper"],
 flags.DEFINE_string("attr", "mouth_open", "The GAN run's attribute (its paper-protocol test images are kept out).")
 flags.DEFINE_integer("split_test_per_attribute", 1000, "The GAN run's test images per attribute (paper protocol).")
 flags.DEFINE_integer("split_seed", 0, "The GAN run's seed (config.seed), which draws its paper-protocol test images.")
+flags.DEFINE_bool("lip_geometry", False, "Add the lips' geometry (dlib's 68 landmarks) to Mouth_Slightly_Open's "
+                                         "judge, as configs/celeba64.py does (docs/method.md §7).")
 FLAGS = flags.FLAGS
 
 
@@ -76,6 +78,8 @@ def settings():
                       ("split_test_per_attribute", "split_test_per_attribute"), ("split_seed", "seed")):
         if given(flag):
             config[key] = FLAGS[flag].value
+    if given("lip_geometry"):
+        config.eval.classifier_lip_geometry = FLAGS.lip_geometry
     steps = FLAGS.steps if given("steps") else steps
     batch = FLAGS.batch if given("batch") else batch
     seed = FLAGS.seed if given("seed") else seed
@@ -104,6 +108,15 @@ def table_rows(info: dict) -> list[tuple]:
     return rows
 
 
+def network_lines(info: dict) -> list[str]:
+    """What the CNN alone reads of the same held-out images, for each attribute whose judge adds
+    the lips' geometry."""
+    details = info.get("network_test_details") or {}
+    return [f"{name}: the CNN alone {_pct(details[name]['balanced_accuracy'])} balanced accuracy, "
+            f"with the lips' geometry {_pct(info['test_details'][name]['balanced_accuracy'])}"
+            for name in info.get("terms") or {} if name in details]
+
+
 HEADER = ("attribute", "balanced acc.", "accuracy", "on positives", "on negatives", "held-out images", "positives")
 
 
@@ -120,19 +133,19 @@ def report(info: dict, config, markdown: bool) -> str:
                  info["split_note"] + ".", "",
                  "| " + " | ".join(HEADER) + " |", "|---|" + "---:|" * (len(HEADER) - 1)]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
-        return "\n".join(lines + ["", f"**{mean_line}**; {PEERS_REFERENCE}.", ""])
+        return "\n".join(lines + ["", f"**{mean_line}**; {PEERS_REFERENCE}.", *network_lines(info), ""])
     widths = [max(len(x) for x in col) for col in zip(HEADER, *rows)]
     fmt = lambda r: "  ".join(x.ljust(w) if i == 0 else x.rjust(w)
                               for i, (x, w) in enumerate(zip(r, widths)))
     lines = [info["split_note"], f"held-out images of {setting}", fmt(HEADER)] + [fmt(r) for r in rows]
-    return "\n".join(lines + [mean_line, PEERS_REFERENCE])
+    return "\n".join(lines + [mean_line, *network_lines(info), PEERS_REFERENCE])
 
 
 def main(argv):
     try:
         config, attrs, steps, batch, seed = settings()
         _, info = classifier.for_dataset(config, attrs, steps=steps, batch=batch, seed=seed, width=FLAGS.width)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     print(("reused" if info["reused"] else f"trained in {info['train_seconds']:.1f} s")

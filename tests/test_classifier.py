@@ -84,8 +84,8 @@ def test_the_judge_is_float32_whatever_the_callers_policy(tiny_celeba, tmp_path)
     assert info["reused"]
     plain, _ = classifier.for_dataset(cfg, [TINY_ATTR], cache_dir=str(tmp_path / "b"), width=WIDTH)
     for model in (under_bf16, reused):
-        assert {layer.compute_dtype for layer in model.layers} == {"float32"}
-        for a, b in zip(model.get_weights(), plain.get_weights()):
+        assert {layer.compute_dtype for layer in model.network.layers} == {"float32"}
+        for a, b in zip(model.network.get_weights(), plain.network.get_weights()):
             np.testing.assert_array_equal(a, b)
 
 

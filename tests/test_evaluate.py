@@ -318,10 +318,12 @@ def test_compare_runs_in_one_table(tiny_run, tiny_celeba, tmp_path):
     assert evaluate.reusable(str(ablation), num_images=4) is not None
     assert evaluate.reusable(str(ablation), num_images=5) is None  # another request: evaluate again
     assert evaluate.reusable(str(ablation), num_images=4, sweep_images=2) is None
+    assert evaluate.reusable(str(ablation), num_images=4, lip_geometry=True) is None  # another judge
     # a metrics.json that names the run's own F_ID by its deprecated name "fid" is read as "training"
     path = ablation / "eval" / "metrics.json"
     m = json.loads(path.read_text())
-    path.write_text(json.dumps({**m, "request": {**m["request"], "identity_network": "fid"}}))
+    old_request = {k: v for k, v in m["request"].items() if k != "lip_geometry"}  # before the judge had a choice
+    path.write_text(json.dumps({**m, "request": {**old_request, "identity_network": "fid"}}))
     assert evaluate.reusable(str(ablation), num_images=4, identity_network="training") is not None
     assert evaluate.reusable(str(ablation), num_images=4, identity_network="fid") is not None
     assert evaluate.reusable(str(ablation), num_images=4) is None  # "auto" is another request

@@ -21,12 +21,13 @@ from maae_tf.model.editor import load_runs
 
 
 def multi_attribute(workdirs, num_images: int | None = None, seed: int | None = None, out: str | None = None,
-                    num_examples: int = 8) -> dict:
+                    num_examples: int = 8, lip_geometry: bool | None = None) -> dict:
     """Sequential edits with the first k runs, k = 1 ... K (as the exported model composes them,
     `Editor.generate`, computed one link at a time): each run flips its attribute (+δ0 on a
     negative, -δ0 on a positive) on the previous run's output. Per k: the fidelity score (mean over the k runs of sigmoid D_j on
     the final image at the head of attribute j's new label), the share of images with all k
     attributes flipped, the mean per-attribute flip rate and the background PSNR of the final image.
+    `lip_geometry`: whether the mouth's judge adds the lips' geometry (None: the first run's config).
     Writes OUT/multi_attribute.{json,md,png}."""
     t0 = time.perf_counter()
     for w in workdirs:
@@ -43,6 +44,8 @@ def multi_attribute(workdirs, num_images: int | None = None, seed: int | None = 
     label_cols = [attributes.index(a) for a in attrs]
     n_want = int(config.eval.num_images if num_images is None else num_images)
     seed = int(config.seed if seed is None else seed)
+    if lip_geometry is not None:
+        config.eval.classifier_lip_geometry = bool(lip_geometry)
     judge, info = classifier.for_dataset(config, attrs, seed=seed)
     clf_cols = [classifier.column(info, a) for a in attrs]
     k_all = len(models)

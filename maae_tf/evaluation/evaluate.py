@@ -49,18 +49,21 @@ def _load(workdir: str):
         return load_from_workdir(workdir)
 
 
-def _request(config, num_images, seed, identity_network, sweep_images=None) -> dict:
+def _request(config, num_images, seed, identity_network, sweep_images=None, lip_geometry=None) -> dict:
     """What an evaluation was asked for, with the config's defaults filled in."""
+    chosen_lips = config.eval.get("classifier_lip_geometry", False) if lip_geometry is None else lip_geometry
     return {"num_images": int(config.eval.num_images if num_images is None else num_images),
             "sweep_images": int(config.eval.sweep_images if sweep_images is None else sweep_images),
             "seed": int(config.seed if seed is None else seed),
-            "identity_network": face_identity.embedder_kind(identity_network or config.eval.identity_network)}
+            "identity_network": face_identity.embedder_kind(identity_network or config.eval.identity_network),
+            "lip_geometry": bool(chosen_lips)}
 
 
 def reusable(workdir: str, num_images: int | None = None, seed: int | None = None,
-             identity_network: str | None = None, sweep_images: int | None = None) -> dict | None:
+             identity_network: str | None = None, sweep_images: int | None = None,
+             lip_geometry: bool | None = None) -> dict | None:
     """WORKDIR/eval/metrics.json when it holds this metrics VERSION, of the run's latest checkpoint,
-    for the same request (image and sweep counts, seed, identity network); else None."""
+    for the same request (image and sweep counts, seed, identity network, judge); else None."""
     path = os.path.join(workdir, EVAL_DIR, "metrics.json")
     # the checkpoint the loader takes (its files, not the state file)
     latest = (saved_checkpoints(os.path.join(workdir, "checkpoints")) or [None])[-1]
@@ -71,9 +74,10 @@ def reusable(workdir: str, num_images: int | None = None, seed: int | None = Non
             m = json.load(f)
     except (OSError, ValueError):
         return None
-    want = _request(load_workdir_config(workdir), num_images, seed, identity_network, sweep_images)
+    want = _request(load_workdir_config(workdir), num_images, seed, identity_network, sweep_images, lip_geometry)
     saved = dict(m.get("request") or {})
     saved["identity_network"] = face_identity.current_name(saved.get("identity_network"))  # an older run's name
+    saved.setdefault("lip_geometry", False)  # before the judge could add the lips' geometry
     same = m.get("version") == VERSION and saved == want and m.get("step") == int(latest.rsplit("-", 1)[1])
     return m if same else None
 
@@ -139,16 +143,19 @@ def batch_logger(total: int):
 
 
 def evaluate(workdir: str, num_images: int | None = None, seed: int | None = None,
-             num_examples: int = 8, identity_network: str | None = None, sweep_images: int | None = None) -> dict:
+             num_examples: int = 8, identity_network: str | None = None, sweep_images: int | None = None,
+             lip_geometry: bool | None = None) -> dict:
     """Evaluates the latest checkpoint of `workdir`; writes WORKDIR/eval/{metrics.json, report.md,
-    examples.png, sweep.png, attribute_vs_delta.png} and returns the metrics. Raises FileNotFoundError for a workdir without
-    config or checkpoint and for a missing dataset."""
+    examples.png, sweep.png, attribute_vs_delta.png} and returns the metrics. `lip_geometry`: whether
+    the mouth's judge adds the lips' geometry (None: the run's config.eval.classifier_lip_geometry).
+    Raises FileNotFoundError for a workdir without config or checkpoint and for a missing dataset."""
     t0 = time.perf_counter()
     model, config, step = _load(workdir)
     t = progress.phase("evaluate", f"restored {workdir} at step {step}", t0)
     pipeline.check_layout(config.data_dir)
     attr = attributes.resolve(config.attr)
-    request = _request(config, num_images, seed, identity_network, sweep_images)
+    request = _request(config, num_images, seed, identity_network, sweep_images, lip_geometry)
+    config.eval.classifier_lip_geometry = request["lip_geometry"]
     if request["num_images"] < 1 or request["sweep_images"] < 1:
         raise ValueError(f"num_images and sweep_images must be positive, got {request['num_images']} and "
                          f"{request['sweep_images']}")
@@ -175,7 +182,8 @@ def evaluate(workdir: str, num_images: int | None = None, seed: int | None = Non
          **judge_metrics(clf_info["test_details"][attr]), **scores,
          "classifier": {k: clf_info.get(k) for k in ("steps", "batch", "seed", "reused", "train_seconds", "path",
                                                      "attrs", "mean_test_accuracy", "mean_test_balanced_accuracy",
-                                                     "split_note", "weights_sha256")},
+                                                     "split_note", "weights_sha256", "terms",
+                                                     "network_test_details")},
          "identity_network": embedder.name,
          "sweep_deltas": [float(d) for d in sweep_deltas],
          "sweep_tolerance": float(config.eval.sweep_tolerance), "psnr_cap_db": metrics.PSNR_CAP_DB}
@@ -230,7 +238,7 @@ def compare(workdirs, out: str | None = None, reuse: bool = False, **kwargs) -> 
     stands), writes OUT/comparison.{md,json} and returns (the markdown table, OUT)."""
     if len(workdirs) < 1:
         raise ValueError("--workdirs names no run")
-    request = {k: kwargs.get(k) for k in ("num_images", "seed", "identity_network", "sweep_images")}
+    request = {k: kwargs.get(k) for k in ("num_images", "seed", "identity_network", "sweep_images", "lip_geometry")}
     rows = []
     for w in workdirs:
         m = reusable(w, **request) if reuse else None
@@ -253,8 +261,8 @@ def evaluate_command(workdir: str | None, workdirs: list[str] | None, compose: l
                      out: str | None, reuse: bool = False, identity_network: str | None = None,
                      sweep_images: int | None = None, **kwargs) -> None:
     """`python -m maae_tf.evaluate`: one run (`workdir`), a comparison (`workdirs`) or
-    multi-attribute edits (`compose`, which sweeps nothing), printed; `kwargs` are num_images, seed
-    and num_examples. A bad input ends in one `error:` line and exit 2."""
+    multi-attribute edits (`compose`, which sweeps nothing), printed; `kwargs` are num_images, seed,
+    num_examples and lip_geometry. A bad input ends in one `error:` line and exit 2."""
     if sum(map(bool, (workdir, workdirs, compose))) != 1:
         print("error: give exactly one of --workdir (one run), --workdirs (compare runs) or --compose "
               "(multi-attribute edits)", file=sys.stderr)
