@@ -121,6 +121,10 @@ def base_config() -> ml_collections.ConfigDict:
     # γ of D's R1 penalty γ/2·E‖∇x D(x)‖² on real faces, each at the head of its class (0 = the
     # paper's D; docs/method.md §5)
     c.loss.d_r1 = 0.0
+    # fraction of the image's height below the face (and hair) that the edits' mask term spares, so
+    # that an opening mouth may drop the jaw under the chin the masks were cut at (0 = the paper's
+    # L_Mask; the reconstructions keep the whole mask; docs/method.md §10)
+    c.loss.mask_jaw = 0.0
     # DiffAugment of every image D sees, real or generated, in both steps: "" (the paper's) or a
     # comma-separated policy of "translation", "cutout" (maae_tf/model/augment.py)
     c.loss.d_augment = ""

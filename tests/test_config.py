@@ -33,6 +33,7 @@ def test_config_files_are_valid_and_differ_where_documented():
                                      d_reconstruction=0.0,  # nor D on G(x, 0)
                                      face_reconstruction=0.0,  # nor extra weight on G(x, 0)'s face
                                      d_r1=0.0,  # nor a gradient penalty on D
+                                     mask_jaw=0.0,  # L_Mask over the whole background
                                      d_augment="")  # nor augmentation of D's inputs
     assert celeba.init == "normal" and celeba.delta_mask == "lattice"
     assert celeba.ema_momentum == 0.0 and not celeba.ema_warmup  # the paper's G: no moving average of its weights

@@ -472,3 +472,35 @@ def test_moving_average_of_g_is_what_inference_sees_and_training_goes_on_from_th
     for a, s, r, v in zip(averages, served.generator_variables, resumed.generator_variables, saved.generator_variables):
         np.testing.assert_allclose(s.numpy(), a.numpy())
         np.testing.assert_allclose(r.numpy(), v.numpy())
+
+
+def test_jaw_margin_extends_the_face_downward_only():
+    """losses.jaw_margin: a pixel is face when it or one of the `rows` pixels above it is face
+    (brute force over a random mask); 0 rows leaves the mask as it is."""
+    from maae_tf.model import losses
+
+    background = (np.random.default_rng(1).random((2, 9, 7, 1)) < 0.7).astype(np.float32)
+    for rows in (0, 1, 3):
+        expected = background.copy()
+        for i in range(9):
+            face_above = (background[:, max(0, i - rows):i + 1] == 0).any(axis=1)
+            expected[:, i] = np.where(face_above, 0.0, 1.0)
+        np.testing.assert_array_equal(losses.jaw_margin(background, rows).numpy(), expected)
+
+
+def test_jaw_margin_spares_the_edits_alone():
+    """loss.mask_jaw: the edits' L_Mask uses the mask with the face extended round(mask_jaw · S)
+    rows down, the reconstructions' the whole mask; the same draws give a smaller mask term."""
+    from maae_tf.model import losses
+
+    m, b, plain, _, _ = terms_without_and_with("face_reconstruction", 0.0, "face_reconstruction")
+    m.spec = dataclasses.replace(m.spec, losses=dataclasses.replace(m.spec.losses, mask_jaw=0.1))
+    terms, (to_positive, to_negative, (r1, r2)) = m.generator_terms(b["x1"], b["x2"], b["m1"], b["m2"])
+    e1, e2 = (losses.jaw_margin(b[k], 3) for k in ("m1", "m2"))  # 0.1 · 32 rows
+    inputs = {"p": (b["x2"], e2), "n": (b["x1"], e1)}  # the keeping edits' inputs
+    expected = (losses.mask_loss(to_positive[0], b["x1"], e1) + losses.mask_loss(to_negative[0], b["x2"], e2)
+                + losses.mask_loss(r1, b["x1"], b["m1"]) + losses.mask_loss(r2, b["x2"], b["m2"])
+                + sum(losses.mask_loss(k, *inputs["p"]) for k in to_positive[1:])
+                + sum(losses.mask_loss(k, *inputs["n"]) for k in to_negative[1:]))
+    assert float(terms["mask"]) == pytest.approx(float(expected), rel=1e-5)
+    assert float(terms["mask"]) < float(plain["mask"])

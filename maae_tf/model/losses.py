@@ -34,6 +34,7 @@ class LossWeights:
     d_reconstruction: float          # D: G(x, 0) is fake at the head of x's class
     face_reconstruction: float       # G: the L1 of G(x, 0) to x inside the face
     d_r1: float                      # D: γ of the R1 penalty on real faces
+    mask_jaw: float                  # G: the edits' L_Mask spares this fraction of the height below the face
 
 
 def l1(a, b):
@@ -58,6 +59,18 @@ def mask_loss(generated, x, background):
     background) masks both images; a mask of G(x) is never used."""
     diff = tf.abs(tf.cast(generated, tf.float32) - tf.cast(x, tf.float32))
     return tf.reduce_mean(diff * tf.cast(background, tf.float32))
+
+
+def jaw_margin(background, rows: int):
+    """The background mask B (1 = background, [n, H, W, 1]) with its face and hair extended `rows`
+    pixels downward: the band below the chin where an opening mouth drops the jaw, which L_Mask
+    would otherwise forbid (the masks cut at the chin of the photo, docs/method.md §10)."""
+    background = tf.cast(background, tf.float32)
+    if rows <= 0:
+        return background
+    face = tf.pad(1.0 - background, [[0, 0], [rows, 0], [0, 0], [0, 0]])
+    # a pixel is face if any of the `rows` pixels above it (or itself) is
+    return 1.0 - tf.nn.max_pool2d(face, ksize=[rows + 1, 1], strides=1, padding="VALID")
 
 
 def identity_loss(features_x, features_generated):

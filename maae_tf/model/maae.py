@@ -196,8 +196,10 @@ class MAAE(keras.Model):
         else:  # identity.source="none": no F_ID (docs/method.md §10)
             t["id"] = tf.constant(0.0)
         t["cycle"] = losses.l1(c1, x1) + losses.l1(c2, x2)                                            # Eq. 4
+        jaw = round(w.mask_jaw * int(x1.shape[1]))  # the edits may drop the jaw below the mask's chin
         t["mask"] = sum(losses.mask_loss(image, x, m)                                                 # Eq. 1
-                        for image, x, m in g.with_their_inputs((x1, m1), (x2, m2)))
+                        for image, x, m in g.with_their_inputs((x1, m1, losses.jaw_margin(m1, jaw)),
+                                                                (x2, m2, losses.jaw_margin(m2, jaw))))
         if w.alpha_cls:  # D's attribute logit must read every edit as δ's sign (docs/method.md §10)
             t["cls"] = losses.attribute_loss(judged["to_positive"][:, ATTRIBUTE], judged["to_negative"][:, ATTRIBUTE])
         if w.cls_reconstruction:  # ... and G(x, 0) as x's own label
@@ -301,13 +303,15 @@ class Generated:
         return [self.flipped[1]] + list(self.kept[:1])
 
     def with_their_inputs(self, first, second):
-        """(image, x, background mask of x) for every image the mask loss compares with its input;
-        `first` = (x1, m1), `second` = (x2, m2)."""
+        """(image, x, background mask) for every image the mask loss compares with its input;
+        `first` = (x1, m1, e1), `second` = (x2, m2, e2): the reconstructions take x's mask m, the
+        edits e (m with loss.mask_jaw's margin below the face)."""
+        (x1, m1, e1), (x2, m2, e2) = first, second
         (p1, n2), (r1, r2) = self.flipped, self.reconstructed
-        pairs = [(p1, *first), (n2, *second), (r1, *first), (r2, *second)]
+        pairs = [(p1, x1, e1), (n2, x2, e2), (r1, x1, m1), (r2, x2, m2)]
         if self.kept:
             n1, p2 = self.kept
-            pairs += [(n1, *first), (p2, *second)]
+            pairs += [(n1, x1, e1), (p2, x2, e2)]
         return pairs
 
 
