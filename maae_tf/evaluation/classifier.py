@@ -157,13 +157,19 @@ def _identity(config, steps, batch, seed, width, plan) -> dict:
         "split": {"test": plan["test_source"], "val": plan["val_source"], "counts": plan["counts"],
                   "held_out_share": classifier_data.HELD_OUT_SHARE},
         "excluded": plan["exclusion"],
-        "lip_geometry": bool(config.eval.get("classifier_lip_geometry", False)),
+        "lip_geometry": lip_geometry_on(config),
     }
 
 
+def lip_geometry_on(config) -> bool:
+    """Whether the judge adds the lips' geometry (config.eval.classifier_lip_geometry; off in a
+    config from before it)."""
+    return bool(config.eval.get("classifier_lip_geometry", False))
+
+
 def _lip_attrs(config, names) -> list[str]:
-    """Those of `names` whose judge adds the lips' geometry (config.eval.classifier_lip_geometry)."""
-    return [n for n in names if n in LIP_ATTRIBUTES] if config.eval.get("classifier_lip_geometry", False) else []
+    """Those of `names` whose judge adds the lips' geometry (`lip_geometry_on`)."""
+    return [n for n in names if n in LIP_ATTRIBUTES] if lip_geometry_on(config) else []
 
 
 def _fit_terms(config, plan: dict, names: list[str], batch: int = 64) -> dict:
@@ -209,7 +215,7 @@ def _command(config, attrs, steps, batch, seed, width) -> str:
     if config.get("split_protocol", "official") == "paper":
         cmd += (f" --split_protocol=paper --attr={attributes.snake(attributes.resolve(config.attr))} "
                 f"--split_test_per_attribute={int(config.split_test_per_attribute)} --split_seed={int(config.seed)}")
-    if config.eval.get("classifier_lip_geometry", False):
+    if lip_geometry_on(config):
         cmd += " --lip_geometry"
     if _crop(config) != _crop(base_config()):
         cmd += " --workdir=<a run with this crop>"

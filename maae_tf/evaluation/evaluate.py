@@ -51,7 +51,7 @@ def _load(workdir: str):
 
 def _request(config, num_images, seed, identity_network, sweep_images=None, lip_geometry=None) -> dict:
     """What an evaluation was asked for, with the config's defaults filled in."""
-    chosen_lips = config.eval.get("classifier_lip_geometry", False) if lip_geometry is None else lip_geometry
+    chosen_lips = classifier.lip_geometry_on(config) if lip_geometry is None else lip_geometry
     return {"num_images": int(config.eval.num_images if num_images is None else num_images),
             "sweep_images": int(config.eval.sweep_images if sweep_images is None else sweep_images),
             "seed": int(config.seed if seed is None else seed),
