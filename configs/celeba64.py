@@ -25,8 +25,8 @@ def get_config():
     c.lr_schedule = "cosine"
     c.precision = "auto"
     c.upsample = "resize"
-    # 49 min each (mouth: run AV, blond: run AR) alone on a 2-core CPU with bfloat16 (AVX512-BF16),
-    # ~100 min in float32 on one without it (docs/method.md §10)
+    # 49 min (blond: run AR) alone on a 2-core CPU with bfloat16 (AVX512-BF16), ~100 min in
+    # float32 on one without it (docs/method.md §10); the mouth takes 10,500 (below)
     c.train_steps = 9000
     # No face-recognition weights can be fetched here and random VGG features are no identity
     # loss: F_ID off (an ImageNet or VGG-Face F_ID: identity.source="imagenet"/"h5", alpha_id=20).
@@ -61,9 +61,12 @@ def get_config():
         # closing and 0.02 of directed sweeps (run AU); the masks cut the head at a fixed chin line, so
         # an opening edit's dropped jaw fell in the background: sparing 8 rows below the face in the
         # edits' mask term opens 0.770 -> 0.840 and lifts the directed sweeps 0.758 -> 0.798 (the
-        # judge with the lips' geometry), for 2 dB of background (31.35 -> 29.33 dB) (runs AY, AZ)
+        # judge with the lips' geometry), for 2 dB of background (31.35 -> 29.33 dB) (runs AY, AZ;
+        # 12 rows no better, BA); the hour alone holds 10,500 steps of it (53 min): opened / closed
+        # 0.840 / 0.804 -> 0.854 / 0.808, directed sweeps 0.798 -> 0.805, background 29.52 dB (run BB)
         "mouth_open": {"loss": {"alpha_mask": 300.0, "alpha_cycle": 10.0, "d_r1": 1.0, "d_reconstruction": 3.0,
-                                "alpha_gan_reconstruction": 3.0, "mask_jaw": 0.125}},
+                                "alpha_gan_reconstruction": 3.0, "mask_jaw": 0.125},
+                       "train_steps": 10500},
     }
     c.log_every = 50
     c.image_every = 500
