@@ -18,8 +18,8 @@ Folders by layer, each importing only the layers before it in this list (tests/t
 import os
 
 # TensorFlow leaves oneDNN off by itself on some CPUs; on an AVX2-only EPYC it halves the
-# training step (1,527 -> 733 ms, docs/method.md §10). Set before
-# TensorFlow is imported; a user's own TF_ENABLE_ONEDNN_OPTS wins.
+# training step (1,527 -> 733 ms, docs/stack.md). Set before TensorFlow is imported; a user's
+# own TF_ENABLE_ONEDNN_OPTS wins.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 __version__ = "0.1.0"
