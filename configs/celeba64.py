@@ -62,8 +62,9 @@ def get_config():
         # an opening edit's dropped jaw fell in the background: sparing 8 rows below the face in the
         # edits' mask term opens 0.770 -> 0.840 and lifts the directed sweeps 0.758 -> 0.798 (the
         # judge with the lips' geometry), for 2 dB of background (31.35 -> 29.33 dB) (runs AY, AZ;
-        # 12 rows no better, BA); the hour alone holds 10,500 steps of it (53 min): opened / closed
-        # 0.840 / 0.804 -> 0.854 / 0.808, directed sweeps 0.798 -> 0.805, background 29.52 dB (run BB);
+        # 12 rows no better, BA); the hour alone holds 10,500 steps of it (53 min; 60 on a slower host,
+        # run CA): opened / closed 0.840 / 0.804 -> 0.854 / 0.808, directed sweeps 0.798 -> 0.805,
+        # background 29.52 dB (run BB);
         # with the jaw spared the mask term goes back to 200: at 300 every target was met at one seed
         # of three (directed sweeps 0.805 / 0.798 / 0.785, runs BB-BD), at 200 at all three
         # (0.807 / 0.827 / 0.837, opened 0.842-0.862, background 29.30-29.65 dB, runs BE-BG)
